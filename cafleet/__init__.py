@@ -1,0 +1,6 @@
+"""cafleet: a Director and its team of coding agents in tmux panes, over a local broker.
+
+Kept import-free: hooks and every CLI call import this package first.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""`python -m cafleet` runs the CLI."""
+
+from cafleet.cli import main
+
+main()
