@@ -1,0 +1,652 @@
+"""The `cafleet` command line: parsing and printing only.
+
+Behaviour lives in `broker` (fleets, agents, messages), `members` (panes), `permissions`,
+`doctor`, `tick` and `demo`; those that need libtmux are imported only by the commands that
+use them, so `message poll` stays fast.
+
+Global flags go before the subcommand (`cafleet --fleet-id F --json message poll …`);
+`--agent-id`, `--member-id`, `--task-id` go after it. Errors: `Error: …` on stderr (with
+`--json`, `{"error": {"code", "message"}}`), exit 1 at run time, 2 for usage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from cafleet import __version__
+from cafleet.errors import CafleetError, UsageError
+
+BACKEND_CHOICES = ("claude", "codex", "opencode")
+
+
+class State:
+    """What the root group parsed: `fleet_id` (str | None) and `json` (bool)."""
+
+    def __init__(self, fleet_id: str | None, as_json: bool):
+        self.fleet_id = fleet_id
+        self.json = as_json
+        self._broker = None
+
+    def broker(self):
+        """The open broker for this call (opened on first use, closed at exit)."""
+        if self._broker is None:
+            from cafleet.broker import Broker
+
+            self._broker = Broker.open()
+        return self._broker
+
+    def fleet(self, command: str) -> str:
+        """The validated `--fleet-id`; exit 2 with directions when it is missing."""
+        if not self.fleet_id:
+            raise UsageError(
+                f"{command} needs --fleet-id before the subcommand, e.g. "
+                f"`cafleet --fleet-id <fleet-id> {command} …`. Get a fleet id from line 1 of "
+                "`cafleet fleet create`, or from `cafleet fleet list`."
+            )
+        return self.fleet_id
+
+    def close(self):
+        if self._broker is not None:
+            self._broker.close()
+
+
+def _json_requested(args: list[str]) -> bool:
+    """True if `--json` appears among the global flags (before the first subcommand)."""
+    it = iter(args)
+    for token in it:
+        if token == "--json":
+            return True
+        if token == "--fleet-id":
+            next(it, None)
+        elif not token.startswith("-"):
+            return False
+    return False
+
+
+def _print_error(message: str, code: str, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False), err=True)
+    else:
+        click.echo(f"Error: {message}", err=True)
+
+
+class RootGroup(click.Group):
+    """Turns every expected fault into `Error: …` (or JSON) and the contract's exit code."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        args = list(sys.argv[1:] if args is None else args)
+        as_json = _json_requested(args)
+        code = 0
+        try:
+            result = super().main(args=args, prog_name=prog_name or "cafleet", standalone_mode=False, **extra)
+            code = result if isinstance(result, int) else 0
+        except CafleetError as e:
+            _print_error(e.message, e.code, as_json)
+            code = e.exit_code
+        except click.UsageError as e:
+            if as_json:
+                _print_error(e.format_message(), "usage", True)
+            else:
+                e.show()
+            code = 2
+        except click.ClickException as e:
+            _print_error(e.format_message(), "error", as_json)
+            code = e.exit_code
+        except click.exceptions.Abort:
+            _print_error("aborted", "aborted", as_json)
+            code = 1
+        except BrokenPipeError:
+            sys.stderr.close()  # the reader went away (`| head`): nothing left to say
+            code = 1
+        except KeyboardInterrupt:
+            code = 130
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+@click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--fleet-id", metavar="UUID", help="Fleet to act on (from `cafleet fleet create`, line 1).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (and JSON errors on stderr).")
+@click.version_option(__version__, "--version", prog_name="cafleet", message="%(prog)s %(version)s")
+@click.pass_context
+def cli(ctx: click.Context, fleet_id: str | None, as_json: bool) -> None:
+    """cafleet: a Director and its team of coding agents in tmux panes, over a local broker.
+
+    \b
+    Typical start (inside tmux):
+      cafleet doctor
+      cafleet fleet create                  # line 1: fleet id, line 2: Director id
+      cafleet --fleet-id <fleet-id> member create --name Alice --description "…" -- "task"
+    Run any command with --help for its flags.
+    """
+    if fleet_id is not None:
+        from cafleet.broker import check_id
+
+        check_id(fleet_id, "--fleet-id")
+    state = State(fleet_id, as_json)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+main = cli
+
+
+def _state() -> State:
+    return click.get_current_context().find_root().obj
+
+
+def _id(value: str | None, flag: str) -> str | None:
+    if value is None:
+        return None
+    from cafleet.broker import check_id
+
+    return check_id(value, flag)
+
+
+def _emit(data, text) -> None:
+    """Print `data` as JSON under `--json`, else `text` (a string or a callable making one)."""
+    if _state().json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        out = text() if callable(text) else text
+        if out:
+            click.echo(out)
+
+
+def _fmt_placement(p: dict | None) -> str:
+    if not p:
+        return "no pane"
+    return f"pane {p.get('pane_id') or 'pending'} (session {p['session_name']}, window {p['window_id']})"
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(headers)] + [line(r) for r in rows])
+
+
+# ---------------------------------------------------------------- db
+
+
+@cli.group()
+def db() -> None:
+    """The broker's SQLite file."""
+
+
+@db.command("init")
+def db_init() -> None:
+    """Create (or migrate) the DB file; idempotent. Prints its path and schema version."""
+    broker = _state().broker()
+    _emit({"path": broker.path, "schema_version": broker.schema_version()},
+          f"{broker.path}\nschema version {broker.schema_version()}")
+
+
+# ---------------------------------------------------------------- fleet
+
+
+@cli.group()
+def fleet() -> None:
+    """Create, list, show and delete fleets; drive a Director's ticks."""
+
+
+@fleet.command("create")
+@click.option("--name", help="Fleet name (default fleet-<id prefix>).")
+@click.option("--coding-agent", type=click.Choice(BACKEND_CHOICES), default="claude", show_default=True,
+              help="The coding agent the Director itself runs in.")
+def fleet_create(name: str | None, coding_agent: str) -> None:
+    """Create a fleet and its root Director (named Director).
+
+    Inside tmux the Director is placed in the calling pane ($TMUX_PANE). Output: line 1
+    the fleet id, line 2 the Director's agent id, then details.
+    """
+    placement = None
+    if os.environ.get("TMUX") and os.environ.get("TMUX_PANE"):
+        from cafleet import tmux
+
+        pane = tmux.current_pane()
+        if pane is not None:
+            placement = {"tmux_socket": pane.socket_path, "session_name": pane.session_name,
+                         "window_id": pane.window_id, "pane_id": pane.pane_id}
+    if placement is None:
+        click.echo("Warning: not inside tmux ($TMUX_PANE unset): the Director has no pane, so it "
+                   "cannot spawn members. Run this inside tmux to place it.", err=True)
+    f = _state().broker().create_fleet(name, coding_agent, placement)
+    d = f["director"]
+    data = {"fleet_id": f["fleet_id"], "name": f["name"], "created_at": f["created_at"],
+            "director": {"agent_id": d["agent_id"], "name": d["name"], "coding_agent": coding_agent,
+                         "placement": d["placement"]}}
+    _emit(data, "\n".join([
+        f["fleet_id"], d["agent_id"],
+        f"fleet {f['name']} created {f['created_at']}",
+        f"Director {d['agent_id']} ({coding_agent}): {_fmt_placement(d['placement'])}",
+    ]))
+
+
+@fleet.command("list")
+def fleet_list() -> None:
+    """Active fleets: id, name, Director, member count, created_at."""
+    rows = _state().broker().list_fleets()
+    data = [{"fleet_id": r["fleet_id"], "name": r["name"], "director_agent_id": r["director_agent_id"],
+             "member_count": r["member_count"], "created_at": r["created_at"]} for r in rows]
+    _emit(data, lambda: _table(
+        [[r["fleet_id"], r["name"], r["director_agent_id"], r["member_count"], r["created_at"]] for r in rows],
+        ["FLEET_ID", "NAME", "DIRECTOR", "MEMBERS", "CREATED_AT"]) if rows else "No active fleets.")
+
+
+@fleet.command("show")
+@click.argument("fleet_id")
+def fleet_show(fleet_id: str) -> None:
+    """One fleet with its agents."""
+    _id(fleet_id, "FLEET_ID")
+    broker = _state().broker()
+    f = broker.get_fleet(fleet_id)
+    agents = broker.list_agents(fleet_id)
+    _emit({**f, "agents": agents}, lambda: "\n".join(
+        [f"fleet {f['fleet_id']} ({f['name']}) created {f['created_at']}"]
+        + [f"  {a['agent_id']}  {a['role']:<8} {a['name']}  {_fmt_placement(a['placement'])}" for a in agents]))
+
+
+@fleet.command("delete")
+@click.argument("fleet_id")
+@click.option("--force", is_flag=True, help="Kill members' live panes first.")
+def fleet_delete(fleet_id: str, force: bool) -> None:
+    """Soft-delete a fleet and deregister its agents. Refuses while members have live panes
+    (exit 1, listing them) unless --force, which kills those panes first. Idempotent."""
+    _id(fleet_id, "FLEET_ID")
+    broker = _state().broker()
+    fleet_row = broker.get_fleet(fleet_id, include_deleted=True)
+    killed: list[str] = []
+    if not fleet_row["deleted_at"] and any(m["placement"] for m in broker.list_members(fleet_id)):
+        from cafleet import members
+
+        killed = members.clear_panes_for_fleet_delete(broker, fleet_id, force=force)
+    result = broker.delete_fleet(fleet_id)
+    result["killed_panes"] = killed
+    text = (f"fleet {fleet_id} was already deleted" if result["already_deleted"]
+            else f"fleet {fleet_id} deleted; {len(result['deregistered'])} agents deregistered"
+            + (f"; killed panes {' '.join(killed)}" if killed else ""))
+    _emit(result, text)
+
+
+@fleet.command("tick")
+@click.option("--every", type=click.FloatRange(min=1), metavar="SECONDS",
+              help="Repeat every SECONDS until the fleet is deleted (default: once).")
+@click.option("--agent-id", help="Director to tick (default: the root Director).")
+def fleet_tick(every: float | None, agent_id: str | None) -> None:
+    """Type the supervision-tick prompt into the Director's pane (out-of-band driver for
+    codex/opencode Directors, which have no in-session scheduler). Skips a tick while the
+    Director's screen is still changing."""
+    state = _state()
+    from cafleet import tick
+
+    fleet_id = state.fleet("fleet tick")
+    tick.run(state.broker(), fleet_id, director_id=_id(agent_id, "--agent-id"), every=every,
+             report=lambda line: click.echo(line))
+
+
+# ---------------------------------------------------------------- agent
+
+
+@cli.group()
+def agent() -> None:
+    """Register, list, show and deregister agents (members are agents with a pane)."""
+
+
+def _agent_text(a: dict) -> str:
+    return "\n".join([
+        a["agent_id"],
+        f"name: {a['name']}", f"role: {a['role']}", f"status: {a['status']}",
+        f"description: {a['description']}", f"placement: {_fmt_placement(a['placement'])}",
+        f"created_at: {a['created_at']}", f"last_seen: {a['last_seen'] or '-'}",
+    ])
+
+
+@agent.command("register")
+@click.option("--name", required=True)
+@click.option("--description", required=True)
+def agent_register(name: str, description: str) -> None:
+    """Register an agent without a pane. Prints its agent id."""
+    state = _state()
+    a = state.broker().register_agent(state.fleet("agent register"), name, description)
+    _emit(a, a["agent_id"])
+
+
+@agent.command("list")
+def agent_list() -> None:
+    """Active agents of the fleet."""
+    state = _state()
+    rows = state.broker().list_agents(state.fleet("agent list"))
+    _emit(rows, lambda: _table(
+        [[a["agent_id"], a["role"], a["name"], (a["placement"] or {}).get("pane_id") or "-", a["last_seen"] or "-"]
+         for a in rows], ["AGENT_ID", "ROLE", "NAME", "PANE", "LAST_SEEN"]))
+
+
+@agent.command("show")
+@click.option("--agent-id", required=True)
+def agent_show(agent_id: str) -> None:
+    """One agent (deregistered ones too)."""
+    state = _state()
+    a = state.broker().get_agent(state.fleet("agent show"), _id(agent_id, "--agent-id"), active=False)
+    _emit(a, _agent_text(a))
+
+
+@agent.command("deregister")
+@click.option("--agent-id", required=True)
+def agent_deregister(agent_id: str) -> None:
+    """Deregister an agent. The root Director cannot be (use `fleet delete`)."""
+    state = _state()
+    a = state.broker().deregister_agent(state.fleet("agent deregister"), _id(agent_id, "--agent-id"))
+    _emit(a, f"agent {a['agent_id']} deregistered")
+
+
+# ---------------------------------------------------------------- member
+
+
+@cli.group()
+def member() -> None:
+    """Members: agents in their own tmux pane, spawned and driven by a Director."""
+
+
+@member.command("create", context_settings={"ignore_unknown_options": False})
+@click.option("--name", required=True)
+@click.option("--description", required=True)
+@click.option("--coding-agent", type=click.Choice(BACKEND_CHOICES), default="claude", show_default=True)
+@click.option("--model", help="Model name passed to the backend's --model.")
+@click.option("--prompt-file", type=click.Path(dir_okay=False), help="Absolute path of a file holding the prompt.")
+@click.option("--agent-id", help="Director that spawns it (default: the fleet's root Director).")
+@click.argument("prompt", nargs=-1)
+def member_create(name, description, coding_agent, model, prompt_file, agent_id, prompt) -> None:
+    """Spawn a member in a new pane of the Director's window.
+
+    The prompt comes from --prompt-file ABS or after `--` (`… -- "Do X"`); without either,
+    a default prompt tells the member who it is and to send `ready`. Output: line 1 the
+    member's agent id.
+    """
+    state = _state()
+    fleet_id = state.fleet("member create")
+    if prompt_file and prompt:
+        raise UsageError("give the prompt either with --prompt-file or after --, not both")
+    text = None
+    if prompt_file:
+        if not os.path.isabs(prompt_file):
+            raise UsageError("--prompt-file must be an absolute path")
+        try:
+            with open(prompt_file, encoding="utf-8") as fh:
+                text = fh.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"cannot read --prompt-file {prompt_file}: {e}") from None
+    elif prompt:
+        text = " ".join(prompt)
+    from cafleet import members
+
+    m = members.create(state.broker(), fleet_id, name=name, description=description, coding_agent=coding_agent,
+                       model=model, prompt=text, director_id=_id(agent_id, "--agent-id"))
+    _emit({"agent_id": m["agent_id"], "name": m["name"], "coding_agent": coding_agent, "placement": m["placement"]},
+          f"{m['agent_id']}\nmember {m['name']} ({coding_agent}) in {_fmt_placement(m['placement'])}")
+
+
+@member.command("list")
+@click.option("--agent-id", help="Only members spawned by this Director.")
+def member_list(agent_id: str | None) -> None:
+    """Every member: id, name, backend, pane, pane status (alive/dead/pending), unread,
+    last_seen, created_at."""
+    state = _state()
+    from cafleet import members
+
+    rows = members.list_members(state.broker(), state.fleet("member list"), _id(agent_id, "--agent-id"))
+    data = [{"agent_id": r["agent_id"], "name": r["name"], "coding_agent": r["coding_agent"],
+             "pane_id": (r["placement"] or {}).get("pane_id"), "pane_status": r["pane_status"],
+             "unread": r["unread"], "last_seen": r["last_seen"], "created_at": r["created_at"]} for r in rows]
+    _emit(data, lambda: _table(
+        [[d["agent_id"], d["name"], d["coding_agent"], d["pane_id"] or "-", d["pane_status"], d["unread"],
+          d["last_seen"] or "-", d["created_at"]] for d in data],
+        ["AGENT_ID", "NAME", "BACKEND", "PANE", "STATUS", "UNREAD", "LAST_SEEN", "CREATED_AT"]) if data
+        else "No members.")
+
+
+@member.command("capture")
+@click.option("--member-id", required=True)
+@click.option("--lines", type=click.IntRange(1, 10000), default=30, show_default=True)
+def member_capture(member_id: str, lines: int) -> None:
+    """The last N lines of the member's pane."""
+    state = _state()
+    from cafleet import members
+
+    r = members.capture(state.broker(), state.fleet("member capture"), _id(member_id, "--member-id"), lines)
+    _emit(r, r["content"])
+
+
+@member.command("send-input")
+@click.option("--member-id", required=True)
+@click.option("--choice", type=click.IntRange(1, 3), help="Pick option 1-3 of a 4-option choice frame.")
+@click.option("--freetext", help="Answer with option 4 (Type something) and this text.")
+def member_send_input(member_id: str, choice: int | None, freetext: str | None) -> None:
+    """Answer a member's 4-option choice frame: --choice N types N; --freetext types 4,
+    the text, then Enter. Exactly one of the two."""
+    if (choice is None) == (freetext is None):
+        raise UsageError("give exactly one of --choice or --freetext")
+    state = _state()
+    from cafleet import members
+
+    r = members.send_input(state.broker(), state.fleet("member send-input"), _id(member_id, "--member-id"),
+                           choice=choice, freetext=freetext)
+    _emit(r, f"sent {r['sent']!r} to pane {r['pane_id']}")
+
+
+@member.command("exec")
+@click.option("--member-id", required=True)
+@click.argument("command")
+def member_exec(member_id: str, command: str) -> None:
+    """Type `! COMMAND` + Enter into the member's pane (the coding agent's shell shortcut).
+    Follow it with `member ping` so the member reads the result."""
+    state = _state()
+    from cafleet import members
+
+    r = members.exec_command(state.broker(), state.fleet("member exec"), _id(member_id, "--member-id"), command)
+    _emit(r, f"typed {r['sent']!r} into pane {r['pane_id']}")
+
+
+@member.command("ping")
+@click.option("--member-id", required=True)
+def member_ping(member_id: str) -> None:
+    """Type the member's own `message poll` command into its pane (a manual inbox nudge)."""
+    state = _state()
+    from cafleet import members
+
+    r = members.ping(state.broker(), state.fleet("member ping"), _id(member_id, "--member-id"))
+    _emit(r, f"typed {r['sent']!r} into pane {r['pane_id']}")
+
+
+@member.command("delete")
+@click.option("--member-id", required=True)
+@click.option("--force", is_flag=True, help="Kill the pane instead of asking the agent to exit.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=15.0, show_default=True, metavar="SECONDS",
+              help="How long to wait for the pane to close after the exit command.")
+def member_delete(member_id: str, force: bool, timeout: float) -> None:
+    """Stop a member: type its backend's exit command and wait for the pane to close, then
+    deregister. On timeout: the pane's tail on stderr, nothing deregistered, exit 2.
+    --force kills the pane (gone already is fine)."""
+    state = _state()
+    from cafleet import members
+
+    r = members.delete(state.broker(), state.fleet("member delete"), _id(member_id, "--member-id"),
+                       force=force, timeout=timeout)
+    _emit(r, f"member {r['agent_id']} deleted ({r['how']})")
+
+
+# ---------------------------------------------------------------- message
+
+
+@cli.group()
+def message() -> None:
+    """Tasks between agents: send, broadcast, poll, ack, cancel, show."""
+
+
+def _push(task: dict) -> dict:
+    """Best-effort inline preview into the recipient's pane; never raises."""
+    recipient = task.get("recipient") or {}
+    placement = recipient.get("placement") or {}
+    if recipient.get("agent_id") == task["sender_agent_id"]:
+        return {"notified": False, "pane_id": None, "reason": "self-send"}
+    if not placement.get("pane_id"):
+        return {"notified": False, "pane_id": None, "reason": "recipient has no pane"}
+    try:
+        from cafleet import members
+
+        return members.push_preview(task)
+    except Exception as e:  # the push must never fail the send
+        return {"notified": False, "pane_id": placement.get("pane_id"), "reason": f"push failed: {e}"}
+
+
+def _task_json(t: dict) -> dict:
+    return {k: t[k] for k in ("task_id", "fleet_id", "sender_agent_id", "sender_name", "recipient_agent_id",
+                              "recipient_name", "body", "state", "created_at", "updated_at")}
+
+
+def _push_text(p: dict) -> str:
+    return f"notified pane {p['pane_id']}" if p["notified"] else f"no pane notified ({p['reason']})"
+
+
+@message.command("send")
+@click.option("--agent-id", required=True, help="Sender.")
+@click.option("--to", "to", required=True, help="Recipient agent id.")
+@click.option("--text", required=True, help="Body (any Unicode, at most 64 KiB of UTF-8).")
+def message_send(agent_id: str, to: str, text: str) -> None:
+    """Store a task for the recipient, then push a 2-line preview into its pane.
+    Prints the task id and whether a pane was notified."""
+    state = _state()
+    task = state.broker().send(state.fleet("message send"), _id(agent_id, "--agent-id"), _id(to, "--to"), text)
+    push = _push(task)
+    _emit({**_task_json(task), "push": push}, f"{task['task_id']}\n{_push_text(push)}")
+
+
+@message.command("broadcast")
+@click.option("--agent-id", required=True, help="Sender.")
+@click.option("--text", required=True)
+def message_broadcast(agent_id: str, text: str) -> None:
+    """One task for every other active agent of the fleet, each pushed like `send`."""
+    state = _state()
+    tasks = state.broker().broadcast(state.fleet("message broadcast"), _id(agent_id, "--agent-id"), text)
+    out = [{**_task_json(t), "push": _push(t)} for t in tasks]
+    _emit(out, lambda: "\n".join(f"{t['task_id']} to {t['recipient_name']}: {_push_text(t['push'])}" for t in out)
+          or "No other agents in the fleet; nothing sent.")
+
+
+@message.command("poll")
+@click.option("--agent-id", required=True)
+@click.option("--limit", type=click.IntRange(min=1), help="At most N tasks.")
+def message_poll(agent_id: str, limit: int | None) -> None:
+    """Un-acked tasks addressed to the agent, newest first, with full bodies."""
+    state = _state()
+    tasks = state.broker().poll(state.fleet("message poll"), _id(agent_id, "--agent-id"), limit)
+
+    def text() -> str:
+        if not tasks:
+            return "No un-acked messages."
+        parts = [f"{len(tasks)} un-acked message{'s' if len(tasks) != 1 else ''}, newest first "
+                 "(ack each with `message ack --task-id`):"]
+        for t in tasks:
+            parts.append(f"--- task {t['task_id']} from {t['sender_name']} ({t['sender_agent_id']}) at {t['created_at']}")
+            parts.append(t["body"])
+        return "\n".join(parts)
+
+    _emit([_task_json(t) for t in tasks], text)
+
+
+@message.command("ack")
+@click.option("--agent-id", required=True, help="Recipient.")
+@click.option("--task-id", "task_ids", required=True, multiple=True, help="Repeatable.")
+def message_ack(agent_id: str, task_ids: tuple[str, ...]) -> None:
+    """Mark tasks addressed to you completed. Acking twice is harmless."""
+    state = _state()
+    ids = [_id(t, "--task-id") for t in task_ids]
+    results = state.broker().ack(state.fleet("message ack"), _id(agent_id, "--agent-id"), ids)
+    _emit(results, "\n".join(f"acked {r['task_id']}" + (" (already)" if r["already_acked"] else "") for r in results))
+
+
+@message.command("cancel")
+@click.option("--agent-id", required=True, help="Sender.")
+@click.option("--task-id", required=True)
+def message_cancel(agent_id: str, task_id: str) -> None:
+    """Retract a task you sent, before its recipient acks it."""
+    state = _state()
+    t = state.broker().cancel(state.fleet("message cancel"), _id(agent_id, "--agent-id"), _id(task_id, "--task-id"))
+    _emit(_task_json(t), f"canceled {t['task_id']}")
+
+
+@message.command("show")
+@click.option("--agent-id", required=True, help="Sender or recipient.")
+@click.option("--task-id", required=True)
+def message_show(agent_id: str, task_id: str) -> None:
+    """One task, for its sender or recipient."""
+    state = _state()
+    t = state.broker().show_task(state.fleet("message show"), _id(agent_id, "--agent-id"), _id(task_id, "--task-id"))
+    _emit(_task_json(t), lambda: "\n".join([
+        f"task {t['task_id']} ({t['state']})",
+        f"from {t['sender_name']} ({t['sender_agent_id']}) to {t['recipient_name']} ({t['recipient_agent_id']})",
+        f"created {t['created_at']}, updated {t['updated_at']}", "", t["body"]]))
+
+
+# ---------------------------------------------------------------- permissions, doctor, demo
+
+DEFAULT_SETTINGS = os.path.join(".claude", "settings.local.json")
+
+
+@cli.command("permissions")
+@click.option("--agent-id", required=True)
+@click.option("--role", type=click.Choice(["director", "member"]),
+              help="Default: director for the fleet's root Director or an agent with members, else member.")
+@click.option("--write", "write_path", is_flag=False, flag_value=DEFAULT_SETTINGS, default=None, metavar="[PATH]",
+              help=f"Merge the rules into a Claude Code settings file (default {DEFAULT_SETTINGS}).")
+def permissions_cmd(agent_id: str, role: str | None, write_path: str | None) -> None:
+    """Claude Code permission rules for this agent's literal cafleet commands:
+    routine ones in `allow`, pane-acting ones in `ask`."""
+    state = _state()
+    from cafleet import permissions
+
+    fleet_id = state.fleet("permissions")
+    broker = state.broker()
+    a = broker.get_agent(fleet_id, _id(agent_id, "--agent-id"))
+    members_of = broker.list_members(fleet_id, a["agent_id"])
+    if role is None:
+        role = "director" if a["role"] == "director" or members_of else "member"
+    if role == "director":
+        rules = permissions.director_rules(fleet_id, a["agent_id"], [m["agent_id"] for m in members_of])
+    else:
+        director_id = a["parent_agent_id"] or broker.get_fleet(fleet_id)["director_agent_id"]
+        rules = permissions.member_rules(fleet_id, a["agent_id"], director_id)
+    data = {"permissions": rules}
+    if write_path:
+        added = permissions.write_settings(write_path, rules)
+        data = {"path": os.path.abspath(write_path), "added": added, "permissions": rules}
+        _emit(data, f"{os.path.abspath(write_path)}: added {sum(len(v) for v in added.values())} rules")
+        return
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@cli.command("doctor")
+def doctor_cmd() -> None:
+    """This pane's tmux session/window/pane, the DB path and schema, the backends on PATH.
+    Exits 1 outside tmux."""
+    from cafleet import doctor
+
+    report = doctor.report()
+    _emit(report, doctor.format_report(report))
+    if not report["ok"]:
+        raise CafleetError(report["problem"])
+
+
+@cli.command("demo")
+@click.option("--attach", is_flag=True, help="Open a tmux client on the demo's private server to watch it live.")
+@click.option("--keep", is_flag=True, help="Leave the demo's tmux server and DB in place at the end.")
+def demo_cmd(attach: bool, keep: bool) -> None:
+    """A whole fleet lifecycle on a private tmux server with two stand-in members (no LLM,
+    no network), printing each step and its time."""
+    from cafleet import demo
+
+    demo.run(attach=attach, keep=keep, report=lambda line: click.echo(line))
