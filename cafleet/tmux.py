@@ -1,0 +1,547 @@
+"""The tmux seam: every tmux command cafleet runs goes through this module.
+
+Each call addresses one tmux server by its socket path (``tmux -S PATH``, the first comma
+field of ``$TMUX``), so a command works the same from any pane, from outside tmux, and
+against a private test server (``tmux -L name``). Commands run through libtmux's
+``Server(socket_path=...).cmd(...)``, one tmux client process per call, always as an argv
+list: nothing here builds a shell string.
+
+Facts about tmux 3.3a this module relies on (each is covered by tests/test_tmux.py):
+
+* tmux's argument parser treats an argument ending in ``;`` as a command separator and
+  drops the ``;`` -- for every command and every argument (``send-keys -l "a;"`` types
+  ``a``; ``split-window -e "K=v;"`` ends the command early). `_run` escapes a final ``;`` of
+  every argument as ``\\;`` (`cafleet.keystrokes.escape_trailing_semicolon`).
+* ``display-message -p -t %N`` does NOT fail for a pane that does not exist: it prints the
+  format with every field empty. Pane lookups therefore print ``#{pane_id}`` first and treat
+  an empty one as "gone".
+* ``split-window`` with ONE command argument runs it with ``$SHELL -c``; with two or more it
+  ``execvp``s them directly. A one-item argv is therefore started as ``env -- ITEM``.
+* ``split-window -c DIR`` expands DIR as a format (``#{...}``) and silently falls back to
+  another directory when DIR does not exist; `split_window` escapes ``#`` and checks DIR.
+* ``send-keys`` to a pane that is dead but kept (``remain-on-exit``) succeeds silently.
+* One tmux command line is limited to about 16 KiB (``command too long``); `send_literal`
+  sends long text in chunks.
+
+Errors: `cafleet.errors.TmuxError` (exit 1) for a missing ``tmux`` binary, an unreachable
+server or a failed command; its subclass `TargetGone` when the server is not running or the
+pane/window does not exist. No libtmux exception escapes. libtmux is imported lazily (it
+costs ~80 ms), so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from cafleet.errors import TmuxError, UsageError
+from cafleet.keystrokes import escape_trailing_semicolon
+
+#: Seconds between the literal text and its Enter in `type_line`. TUIs coalesce a burst of
+#: input into a "paste" and treat an Enter that arrives inside it as a newline, not as
+#: submit: Claude Code commits a paste after 100 ms of quiet (PASTE_COMPLETION_TIMEOUT_MS),
+#: codex keeps a 120 ms paste-burst window. 0.3 s clears both with margin for a loaded
+#: machine (tmux writes to the pane asynchronously), and is short enough for a broadcast.
+ENTER_DELAY = 0.3
+
+#: Layout applied by `rebalance`: ``tiled`` (tmux(1) select-layout) gives every pane an
+#: equal share of the window in a grid, so each member TUI stays usable however many there
+#: are, needs no window option and no pane swaps, and never moves the active pane. (In
+#: ``main-vertical`` the main pane is the window's first pane and the others share one
+#: column, which gets unusably short past three members.)
+LAYOUT = "tiled"
+
+#: Largest UTF-8 size of one ``send-keys -l`` argument; tmux refuses a command line of
+#: about 16 KiB or more with "command too long".
+MAX_SEND_BYTES = 8192
+
+_PANE_ID = re.compile(r"%[0-9]+\Z")
+_WINDOW_ID = re.compile(r"@[0-9]+\Z")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+# stderr of a tmux client whose server or target is gone (tmux 3.3a wording).
+_GONE_MARKERS = (
+    "no server running",
+    "error connecting to",
+    "server exited",
+    "can't find pane",
+    "can't find window",
+    "can't find session",
+)
+
+__all__ = [
+    "ENTER_DELAY",
+    "LAYOUT",
+    "MAX_SEND_BYTES",
+    "PaneInfo",
+    "PaneRef",
+    "TargetGone",
+    "capture",
+    "current_pane",
+    "kill_pane",
+    "list_panes",
+    "pane_alive",
+    "pane_current_command",
+    "pane_info",
+    "pane_pid",
+    "pane_snapshot_hash",
+    "rebalance",
+    "send_enter",
+    "send_literal",
+    "server_alive",
+    "socket_path_from_env",
+    "split_window",
+    "tmux_available",
+    "type_line",
+    "wait_pane_dead",
+    "wait_until",
+]
+
+
+class TargetGone(TmuxError):
+    """The tmux server is not running, or the pane/window named does not exist (any more)."""
+
+    code = "tmux_gone"
+
+
+@dataclass(frozen=True)
+class PaneRef:
+    """Where a pane lives: ``socket_path`` (absolute path of the tmux server socket),
+    ``session_name``, ``window_id`` (``@N``) and ``pane_id`` (``%N``)."""
+
+    socket_path: str
+    session_name: str
+    window_id: str
+    pane_id: str
+
+
+@dataclass(frozen=True)
+class PaneInfo:
+    """A pane's state at one moment (tmux formats of the same names).
+
+    ``dead`` is ``#{pane_dead}`` (the process exited and the pane is kept by
+    ``remain-on-exit``); ``pid`` is ``#{pane_pid}`` (None if tmux reports none);
+    ``current_command`` is ``#{pane_current_command}``; ``width``/``height`` in cells.
+    """
+
+    pane_id: str
+    window_id: str
+    session_name: str
+    dead: bool
+    pid: int | None
+    current_command: str
+    width: int
+    height: int
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+def tmux_available() -> bool:
+    """True when a ``tmux`` binary is on PATH."""
+    return shutil.which("tmux") is not None
+
+
+def _check_pane_id(pane_id: str) -> str:
+    if not isinstance(pane_id, str) or not _PANE_ID.match(pane_id):
+        raise TmuxError(f"not a tmux pane id: {pane_id!r} (expected %N)")
+    return pane_id
+
+
+def _check_window_id(window_id: str) -> str:
+    if not isinstance(window_id, str) or not _WINDOW_ID.match(window_id):
+        raise TmuxError(f"not a tmux window id: {window_id!r} (expected @N)")
+    return window_id
+
+
+def _run(socket_path: str, *args: str) -> list[str]:
+    """Run ``tmux -S socket_path ARGS...``; return its stdout lines (trailing blanks cut).
+
+    Every argument gets its final ``;`` escaped (see module docstring). Raises `TargetGone`
+    when the server or the target is gone, `TmuxError` for any other failure.
+    """
+    if not socket_path:
+        raise TmuxError("no tmux socket path given")
+    try:
+        import libtmux
+        from libtmux import exc as libtmux_exc
+    except ImportError as e:  # pragma: no cover - libtmux is a dependency
+        raise TmuxError(f"libtmux is not importable: {e}") from None
+    argv = [escape_trailing_semicolon(str(a)) for a in args]
+    try:
+        proc = libtmux.Server(socket_path=socket_path).cmd(*argv)
+    except libtmux_exc.TmuxCommandNotFound:
+        raise TmuxError("tmux is not installed (no `tmux` binary on PATH)") from None
+    except (OSError, ValueError, UnicodeError) as e:
+        raise TmuxError(f"could not run tmux {args[0]}: {e}") from None
+    except libtmux_exc.LibTmuxException as e:  # pragma: no cover - defensive
+        raise TmuxError(f"tmux {args[0]} failed: {e}") from None
+    if proc.returncode != 0:
+        stderr = " ".join(proc.stderr).strip()
+        message = stderr or f"exit status {proc.returncode}"
+        lowered = message.lower()
+        if any(marker in lowered for marker in _GONE_MARKERS):
+            raise TargetGone(f"tmux {args[0]} (socket {socket_path}): {message}")
+        raise TmuxError(f"tmux {args[0]} failed (socket {socket_path}): {message}")
+    return list(proc.stdout)
+
+
+# --------------------------------------------------------------------------- lookups
+
+
+_INFO_FIELDS = (
+    "pane_id",
+    "window_id",
+    "pane_dead",
+    "pane_pid",
+    "pane_width",
+    "pane_height",
+    "pane_current_command",
+    "session_name",  # last: the only free-form field
+)
+_INFO_FORMAT = "\t".join("#{%s}" % f for f in _INFO_FIELDS)
+
+
+def _int_or(value: str, default: int | None) -> int | None:
+    try:
+        return int(value)
+    except ValueError:
+        return default
+
+
+def pane_info(socket_path: str, pane_id: str) -> PaneInfo | None:
+    """Current state of a pane, or None when the pane or its server is gone.
+
+    Uses ``display-message -p -t %N FORMAT`` (tmux(1) display-message: ``-p`` prints to
+    stdout, ``-t`` target pane). Raises `TmuxError` when tmux is missing or fails otherwise.
+    """
+    _check_pane_id(pane_id)
+    try:
+        out = _run(socket_path, "display-message", "-p", "-t", pane_id, _INFO_FORMAT)
+    except TargetGone:
+        return None
+    fields = out[0].split("\t", len(_INFO_FIELDS) - 1) if out else []
+    # A missing pane prints every field empty (no error); see module docstring.
+    if len(fields) != len(_INFO_FIELDS) or fields[0] != pane_id:
+        return None
+    values = dict(zip(_INFO_FIELDS, fields))
+    return PaneInfo(
+        pane_id=values["pane_id"],
+        window_id=values["window_id"],
+        session_name=values["session_name"],
+        dead=values["pane_dead"] == "1",
+        pid=_int_or(values["pane_pid"], None),
+        current_command=values["pane_current_command"],
+        width=_int_or(values["pane_width"], 0) or 0,
+        height=_int_or(values["pane_height"], 0) or 0,
+    )
+
+
+def socket_path_from_env(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The tmux socket path from ``$TMUX`` (``<socket_path>,<server_pid>,<session>``):
+    its first comma field, or None when ``$TMUX`` is unset or empty."""
+    value = environ.get("TMUX", "")
+    socket_path = value.split(",", 1)[0].strip()
+    return socket_path or None
+
+
+def current_pane(environ: Mapping[str, str] = os.environ) -> PaneRef | None:
+    """The pane this process runs in, from ``$TMUX`` and ``$TMUX_PANE``.
+
+    Returns None outside tmux (either variable unset or empty). Session name and window id
+    are looked up live on the server (the session id in ``$TMUX`` goes stale when a window
+    moves). Raises `TargetGone` when the server or that pane no longer exists, `TmuxError`
+    for a malformed ``$TMUX_PANE`` or when tmux is missing.
+    """
+    socket_path = socket_path_from_env(environ)
+    pane_id = environ.get("TMUX_PANE", "").strip()
+    if socket_path is None or not pane_id:
+        return None
+    if not _PANE_ID.match(pane_id):
+        raise TmuxError(f"$TMUX_PANE is not a tmux pane id: {pane_id!r}")
+    info = pane_info(socket_path, pane_id)
+    if info is None:
+        raise TargetGone(
+            f"$TMUX_PANE {pane_id} is not a pane of the tmux server at {socket_path} "
+            "(the server or the pane is gone)"
+        )
+    return PaneRef(socket_path, info.session_name, info.window_id, info.pane_id)
+
+
+def pane_alive(socket_path: str, pane_id: str) -> bool:
+    """True when the pane exists and its process is running.
+
+    False when the server is not running, the pane does not exist, or the pane is kept
+    dead by ``remain-on-exit`` (``#{pane_dead}`` is 1). Raises `TmuxError` when tmux is
+    missing or fails for another reason.
+    """
+    info = pane_info(socket_path, pane_id)
+    return info is not None and not info.dead
+
+
+def pane_pid(socket_path: str, pane_id: str) -> int | None:
+    """``#{pane_pid}``: pid of the pane's first process, or None if the pane is gone."""
+    info = pane_info(socket_path, pane_id)
+    return None if info is None else info.pid
+
+
+def pane_current_command(socket_path: str, pane_id: str) -> str | None:
+    """``#{pane_current_command}`` (name of the pane's foreground process), or None if gone."""
+    info = pane_info(socket_path, pane_id)
+    return None if info is None else info.current_command
+
+
+def server_alive(socket_path: str) -> bool:
+    """True when a tmux server answers on `socket_path` (``list-sessions`` succeeds)."""
+    try:
+        _run(socket_path, "list-sessions", "-F", "#{session_id}")
+    except TargetGone:
+        return False
+    return True
+
+
+def list_panes(socket_path: str, window_id: str) -> list[str]:
+    """Pane ids (``%N``) of a window, in pane-index order; [] when the window is gone.
+
+    ``list-panes -t @N -F #{pane_id}`` (tmux(1) list-panes).
+    """
+    _check_window_id(window_id)
+    try:
+        out = _run(socket_path, "list-panes", "-t", window_id, "-F", "#{pane_id}")
+    except TargetGone:
+        return []
+    return [line for line in out if line]
+
+
+# --------------------------------------------------------------------------- panes
+
+
+def _split(director: PaneRef, horizontal: bool, tail: list[str]) -> list[str]:
+    return _run(
+        director.socket_path,
+        "split-window",
+        "-h" if horizontal else "-v",
+        "-d",
+        "-P",
+        "-F",
+        "#{pane_id}\t#{window_id}\t#{session_name}",
+        "-t",
+        director.pane_id,
+        *tail,
+    )
+
+
+def split_window(
+    director: PaneRef,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    cwd: str | None,
+) -> PaneRef:
+    """Split the Director's pane and start `argv` in the new pane; return the new pane.
+
+    tmux(1) split-window flags: ``-d`` (the new pane is not made active), ``-P -F FORMAT``
+    (print the new pane's id, window id and session), ``-t`` (the Director's pane), ``-h``
+    or ``-v`` (side by side when the Director's pane is at least twice as wide as tall in
+    cells, else stacked), ``-c DIR`` (working directory; ``#`` escaped as ``##`` because tmux
+    expands it as a format), ``-e NAME=VALUE`` (one per `env` item, added to the server's
+    global environment for that process), then ``--`` and `argv` as separate arguments, so
+    tmux ``execvp``s it with no shell (a one-item argv becomes ``env -- ITEM``, because tmux
+    runs a single command argument with ``$SHELL -c``). The child's environment is the tmux
+    server's global environment plus `env` -- not the caller's environment.
+
+    If the window has no space for another pane, the window is rebalanced (`LAYOUT`) and
+    the split retried once. Raises `TargetGone` when the Director's pane or server is gone,
+    `TmuxError` when `cwd` is not a directory or tmux fails; `ValueError` for an empty
+    `argv` or a malformed environment name.
+    """
+    if not argv:
+        raise ValueError("split_window needs a command (argv is empty)")
+    _check_pane_id(director.pane_id)
+    tail: list[str] = []
+    if cwd is not None:
+        if not os.path.isdir(cwd):
+            raise TmuxError(f"working directory for the new pane does not exist: {cwd}")
+        tail += ["-c", os.path.abspath(cwd).replace("#", "##")]
+    for name, value in env.items():
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"not an environment variable name: {name!r}")
+        tail += ["-e", f"{name}={value}"]
+    command = list(argv)
+    if len(command) == 1:
+        command = ["env", "--", command[0]]
+    tail += ["--", *command]
+
+    info = pane_info(director.socket_path, director.pane_id)
+    if info is None:
+        raise TargetGone(
+            f"the Director's pane {director.pane_id} is gone (socket {director.socket_path})"
+        )
+    horizontal = info.width >= 2 * info.height
+    try:
+        out = _split(director, horizontal, tail)
+    except TargetGone:
+        raise
+    except TmuxError as e:
+        if "no space for new pane" not in str(e):
+            raise
+        rebalance(director.socket_path, info.window_id)
+        try:
+            out = _split(director, horizontal, tail)
+        except TmuxError as again:
+            if "no space for new pane" not in str(again):
+                raise
+            raise TmuxError(
+                f"no space for another pane in window {info.window_id} "
+                f"({len(list_panes(director.socket_path, info.window_id))} panes); "
+                "make the terminal larger or delete a member"
+            ) from None
+    fields = out[0].split("\t", 2) if out else []
+    if len(fields) != 3 or not _PANE_ID.match(fields[0]):
+        raise TmuxError(f"tmux split-window printed no pane id: {out!r}")
+    return PaneRef(
+        socket_path=director.socket_path,
+        session_name=fields[2],
+        window_id=fields[1],
+        pane_id=fields[0],
+    )
+
+
+def _chunks(text: str, max_bytes: int) -> list[str]:
+    chunks: list[str] = []
+    current: list[str] = []
+    size = 0
+    for ch in text:
+        n = len(ch.encode("utf-8", "surrogatepass"))
+        if current and size + n > max_bytes:
+            chunks.append("".join(current))
+            current, size = [], 0
+        current.append(ch)
+        size += n
+    if current:
+        chunks.append("".join(current))
+    return chunks
+
+
+def send_literal(socket_path: str, pane_id: str, text: str) -> None:
+    """Type `text` into the pane exactly as given: ``send-keys -l -t %N -- TEXT``.
+
+    tmux(1) send-keys ``-l``: the argument is typed as literal UTF-8 characters, key names
+    (``Enter``, ``C-c``) are not looked up. ``--`` ends the flags, so text may start with
+    ``-``. A final ``;`` is escaped (see module docstring). Text over `MAX_SEND_BYTES`
+    bytes is sent as several send-keys commands. Control characters in `text` ARE typed
+    (``\\n`` arrives as LF, ``\\x03`` as a C-c byte): sanitise with `cafleet.keystrokes`
+    first. Empty text sends nothing. Raises `TargetGone` if the pane or server is gone
+    (a dead pane kept by ``remain-on-exit`` silently swallows the keys), `TmuxError` else.
+    """
+    _check_pane_id(pane_id)
+    for chunk in _chunks(text, MAX_SEND_BYTES):
+        _run(socket_path, "send-keys", "-t", pane_id, "-l", "--", chunk)
+
+
+def send_enter(socket_path: str, pane_id: str) -> None:
+    """Press Enter in the pane: ``send-keys -t %N Enter`` (tmux key name, CR). Errors as
+    `send_literal`."""
+    _check_pane_id(pane_id)
+    _run(socket_path, "send-keys", "-t", pane_id, "Enter")
+
+
+def type_line(
+    socket_path: str, pane_id: str, text: str, enter_delay: float = ENTER_DELAY
+) -> None:
+    """Type `text` literally, wait `enter_delay` seconds, then press Enter.
+
+    Enter is a separate ``send-keys`` after the pause so a TUI that coalesces fast input
+    into a paste submits instead of inserting a newline (see `ENTER_DELAY`). Errors as
+    `send_literal`.
+    """
+    send_literal(socket_path, pane_id, text)
+    if enter_delay > 0:
+        time.sleep(enter_delay)
+    send_enter(socket_path, pane_id)
+
+
+def capture(socket_path: str, pane_id: str, lines: int) -> str:
+    """The last `lines` lines of the pane's text (history + visible screen), as one string.
+
+    ``capture-pane -p -t %N -S -LINES`` (tmux(1) capture-pane: ``-p`` to stdout, ``-S``
+    start line, negative = into the history), then trailing blank lines are dropped (a
+    screen is padded with empty rows below its content) before the last `lines` lines are
+    kept. Lines are joined with ``\\n``; no trailing newline; no escape sequences; trailing
+    spaces of each line trimmed by tmux. A dead pane kept by ``remain-on-exit`` can still
+    be captured. Raises `UsageError` for ``lines < 1``, `TargetGone` if the pane or server
+    is gone, `TmuxError` otherwise.
+    """
+    if not isinstance(lines, int) or lines < 1:
+        raise UsageError(f"--lines must be a positive number of lines, not {lines!r}")
+    _check_pane_id(pane_id)
+    out = _run(socket_path, "capture-pane", "-p", "-t", pane_id, "-S", f"-{lines}")
+    rows = [row.rstrip() for row in out]
+    while rows and not rows[-1]:
+        rows.pop()
+    return "\n".join(rows[-lines:])
+
+
+def pane_snapshot_hash(socket_path: str, pane_id: str, lines: int = 200) -> str | None:
+    """SHA-256 hex digest of `capture` (last `lines` lines), or None if the pane is gone.
+
+    Compare two snapshots taken a moment apart to tell whether the screen is still changing.
+    """
+    try:
+        return hashlib.sha256(capture(socket_path, pane_id, lines).encode()).hexdigest()
+    except TargetGone:
+        return None
+
+
+def kill_pane(socket_path: str, pane_id: str) -> bool:
+    """Kill the pane and its process: ``kill-pane -t %N``. True if a pane was killed, False
+    if the pane or server was already gone. Killing a window's last pane closes the window
+    (and an empty session/server ends). Raises `TmuxError` if tmux is missing or fails."""
+    _check_pane_id(pane_id)
+    try:
+        _run(socket_path, "kill-pane", "-t", pane_id)
+    except TargetGone:
+        return False
+    return True
+
+
+def rebalance(socket_path: str, window_id: str) -> bool:
+    """Re-arrange the window's panes with `LAYOUT` (``select-layout -t @N tiled``).
+
+    Does not change the active pane. Returns True when applied, False when the window or
+    server is gone (nothing to arrange). Raises `TmuxError` if tmux is missing or fails.
+    """
+    _check_window_id(window_id)
+    try:
+        _run(socket_path, "select-layout", "-t", window_id, LAYOUT)
+    except TargetGone:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- waiting
+
+
+def wait_until(
+    predicate: Callable[[], bool], timeout: float, interval: float = 0.05
+) -> bool:
+    """Call `predicate` every `interval` seconds until it returns true or `timeout` seconds
+    have passed (monotonic clock). Returns the last result; `predicate` runs at least once
+    and once more at the deadline."""
+    deadline = time.monotonic() + max(timeout, 0.0)
+    while True:
+        if predicate():
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        time.sleep(min(interval, remaining))
+
+
+def wait_pane_dead(socket_path: str, pane_id: str, timeout: float, interval: float = 0.1) -> bool:
+    """Wait up to `timeout` seconds for the pane to be gone or dead; True if it is."""
+    return wait_until(lambda: not pane_alive(socket_path, pane_id), timeout, interval)
