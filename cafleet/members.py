@@ -1,0 +1,344 @@
+"""Member lifecycle: spawn a coding agent in a pane, look at it, type into it, stop it.
+
+A member is an agent with `role = 'member'`, a `parent_agent_id` (the Director that spawned
+it) and a placement in a pane split from the Director's window. The broker holds the rows;
+`cafleet.tmux` touches panes; `cafleet.backends` knows each coding agent's argv; the text
+rules for keystrokes live in `cafleet.keystrokes`. Every keystroke is sent literally
+(`send-keys -l`), never through a shell.
+
+Errors: `NotFound` (member not in this fleet — the only boundary is fleet isolation),
+`Conflict` (no pane to act on), `CafleetError` (backend binary missing), `Timeout` (a
+graceful delete that did not close the pane), `TmuxError`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from cafleet import keystrokes
+from cafleet.broker import Broker
+from cafleet.errors import CafleetError, Conflict, NotFound, Timeout
+
+PANE_STATUSES = ("alive", "dead", "pending")
+
+
+# ---------------------------------------------------------------- prompts
+
+
+def poll_command(fleet_id: str, agent_id: str) -> str:
+    """The literal poll command of an agent (what `member ping` types)."""
+    return f"cafleet --fleet-id {fleet_id} message poll --agent-id {agent_id}"
+
+
+def identity_prompt(fleet_id: str, agent_id: str, director_id: str, name: str, description: str) -> str:
+    """The part of every member's first prompt that says who it is and how to talk.
+
+    Commands are written out with literal ids so the member's permission rules match them.
+    """
+    base = f"cafleet --fleet-id {fleet_id} message"
+    return "\n".join([
+        f"You are {name}, a member of a cafleet team run by a Director agent. Your role: {description}",
+        f"Your fleet id: {fleet_id}. Your agent id: {agent_id}. Your Director's agent id: {director_id}.",
+        "Talk to the Director only with these commands, ids written out literally (never shell variables):",
+        f"- read your inbox: {base} poll --agent-id {agent_id}",
+        f"- ack a task once read: {base} ack --agent-id {agent_id} --task-id <task-id>",
+        f'- report or ask: {base} send --agent-id {agent_id} --to {director_id} --text "<text>"',
+        "A line starting `[cafleet]` in your input means a task arrived: poll, do it, ack it, report back.",
+        "Never run tmux yourself. If you need a shell command you are not allowed to run, ask the Director "
+        "to run it for you (it uses `cafleet member exec`).",
+        'First send the Director the text "ready", then wait for tasks.',
+    ])
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _director(broker: Broker, fleet_id: str, director_id: str | None) -> dict:
+    if director_id is None:
+        director_id = broker.get_fleet(fleet_id)["director_agent_id"]
+    director = broker.get_agent(fleet_id, director_id)
+    placement = director["placement"]
+    if not placement or not placement.get("pane_id"):
+        raise Conflict(
+            f"agent {director_id} has no tmux pane, so it cannot spawn members; run `cafleet fleet create` "
+            "inside tmux (or pass --agent-id of an agent that has a pane)"
+        )
+    return director
+
+
+def _member(broker: Broker, fleet_id: str, member_id: str) -> dict:
+    m = broker.get_agent(fleet_id, member_id, flag="--member-id")
+    if m["role"] != "member":
+        raise NotFound(f"member {member_id} not found in fleet {fleet_id} (that agent is not a member)")
+    return m
+
+
+def _pane(m: dict) -> tuple[str, str]:
+    """(socket, pane_id) of a member, or `Conflict` if it has none yet."""
+    p = m["placement"]
+    if not p or not p.get("pane_id"):
+        raise Conflict(f"member {m['agent_id']} has no pane yet (pending)")
+    return p["tmux_socket"], p["pane_id"]
+
+
+def _live_pane(m: dict) -> tuple[str, str]:
+    """(socket, pane_id) of a member whose pane is alive, else `Conflict`."""
+    from cafleet import tmux
+
+    socket, pane_id = _pane(m)
+    if not tmux.pane_alive(socket, pane_id):
+        raise Conflict(f"member {m['agent_id']}'s pane {pane_id} is dead or gone; "
+                       "see `member list`, and `member delete --force` to clean it up")
+    return socket, pane_id
+
+
+def pane_status(m: dict) -> str:
+    """`alive`, `dead` or `pending` for an agent row with a placement."""
+    from cafleet import tmux
+
+    p = m["placement"]
+    if not p or not p.get("pane_id"):
+        return "pending"
+    return "alive" if tmux.pane_alive(p["tmux_socket"], p["pane_id"]) else "dead"
+
+
+def _rebalance(placement: dict | None) -> None:
+    from cafleet import tmux
+
+    if placement:
+        try:
+            tmux.rebalance(placement["tmux_socket"], placement["window_id"])
+        except CafleetError:
+            pass  # the window may be gone with its last pane; nothing to balance
+
+
+# ---------------------------------------------------------------- commands
+
+
+def create(
+    broker: Broker,
+    fleet_id: str,
+    *,
+    name: str,
+    description: str,
+    coding_agent: str = "claude",
+    model: str | None = None,
+    prompt: str | None = None,
+    director_id: str | None = None,
+) -> dict:
+    """Register a member and start its coding agent in a new pane of the Director's window.
+
+    The pane is split without taking focus; the process gets the member's identity in its
+    prompt (see `identity_prompt`) and in `CAFLEET_*` environment variables, and the
+    backend's permission posture. Returns the member's agent row with its placement.
+
+    Raises `CafleetError` (exit 1) with nothing registered when the backend binary is not on
+    PATH; any failure after registration removes the row and the pane before re-raising.
+    """
+    from cafleet import backends, tmux
+
+    backend = backends.get(coding_agent)
+    if backends.which(coding_agent) is None:
+        raise CafleetError(f"`{backend.binary}` (the {coding_agent} backend) is not on PATH; install it, "
+                           "or choose another --coding-agent")
+    director = _director(broker, fleet_id, director_id)
+    dp = director["placement"]
+    pending = {"tmux_socket": dp["tmux_socket"], "session_name": dp["session_name"],
+               "window_id": dp["window_id"], "pane_id": None}
+    m = broker.register_agent(fleet_id, name, description, role="member", parent_agent_id=director["agent_id"],
+                              coding_agent=coding_agent, placement=pending)
+    pane = None
+    try:
+        identity = backends.MemberIdentity(fleet_id=fleet_id, agent_id=m["agent_id"],
+                                           director_id=director["agent_id"], name=name, db_path=broker.path)
+        text = identity_prompt(fleet_id, m["agent_id"], director["agent_id"], name, description)
+        if prompt and prompt.strip():
+            text += "\n\nYour task from the Director:\n" + prompt
+        argv = backend.spawn_argv(prompt=text, model=model, name=name, identity=identity)
+        env = backend.spawn_env(identity)
+        director_pane = tmux.PaneRef(socket_path=dp["tmux_socket"], session_name=dp["session_name"],
+                                     window_id=dp["window_id"], pane_id=dp["pane_id"])
+        pane = tmux.split_window(director_pane, argv, env, os.getcwd())
+        broker.set_placement(fleet_id, m["agent_id"], {
+            "tmux_socket": pane.socket_path, "session_name": pane.session_name,
+            "window_id": pane.window_id, "pane_id": pane.pane_id}, coding_agent)
+        _rebalance(dp)
+        return broker.get_agent(fleet_id, m["agent_id"])
+    except BaseException:
+        if pane is not None:
+            try:
+                tmux.kill_pane(pane.socket_path, pane.pane_id)
+            except CafleetError:
+                pass
+        broker.delete_agent_row(fleet_id, m["agent_id"])
+        raise
+
+
+def list_members(broker: Broker, fleet_id: str, director_id: str | None = None) -> list[dict]:
+    """`Broker.list_members` rows plus `pane_status` (alive/dead/pending)."""
+    rows = broker.list_members(fleet_id, director_id)
+    for r in rows:
+        r["pane_status"] = pane_status(r)
+    return rows
+
+
+def capture(broker: Broker, fleet_id: str, member_id: str, lines: int = 30) -> dict:
+    """The last `lines` lines of the member's pane:
+    `{member_agent_id, pane_id, lines, content}`."""
+    from cafleet import tmux
+
+    m = _member(broker, fleet_id, member_id)
+    socket, pane_id = _live_pane(m)
+    return {"member_agent_id": member_id, "pane_id": pane_id, "lines": lines,
+            "content": tmux.capture(socket, pane_id, lines)}
+
+
+CHOICE_TO_TEXT_DELAY = 0.3
+"""Seconds between the `4` that opens a choice frame's free-text field and the text."""
+
+
+def send_input(broker: Broker, fleet_id: str, member_id: str, *, choice: int | None = None,
+               freetext: str | None = None) -> dict:
+    """Answer a 4-option choice frame (Claude Code's AskUserQuestion: options 1–3, `4. Type
+    something.`). `choice` 1–3 types that digit; `freetext` types `4`, the text, then Enter.
+    Raises `UsageError` for text with a newline, a control character or a leading `!`."""
+    from cafleet import tmux
+
+    m = _member(broker, fleet_id, member_id)
+    if freetext is not None:
+        keystrokes.validate_freetext(freetext)
+    socket, pane_id = _live_pane(m)
+    if choice is not None:
+        sent = str(choice)
+        tmux.send_literal(socket, pane_id, sent)
+    else:
+        sent = "4" + freetext
+        tmux.send_literal(socket, pane_id, "4")
+        time.sleep(CHOICE_TO_TEXT_DELAY)
+        tmux.type_line(socket, pane_id, freetext)
+    return {"member_agent_id": member_id, "pane_id": pane_id, "sent": sent}
+
+
+def exec_command(broker: Broker, fleet_id: str, member_id: str, command: str) -> dict:
+    """Type `! COMMAND` + Enter into the member's pane (claude's and codex's shell shortcut).
+    Raises `UsageError` for an empty command, a newline or a control character."""
+    from cafleet import tmux
+
+    keystrokes.validate_exec_command(command)
+    m = _member(broker, fleet_id, member_id)
+    socket, pane_id = _live_pane(m)
+    sent = "! " + command
+    tmux.type_line(socket, pane_id, sent)
+    return {"member_agent_id": member_id, "pane_id": pane_id, "sent": sent}
+
+
+def ping(broker: Broker, fleet_id: str, member_id: str) -> dict:
+    """Type the member's own poll command + Enter into its pane. Any failure is exit 1."""
+    from cafleet import tmux
+
+    m = _member(broker, fleet_id, member_id)
+    socket, pane_id = _live_pane(m)
+    sent = poll_command(fleet_id, member_id)
+    tmux.type_line(socket, pane_id, sent)
+    return {"member_agent_id": member_id, "pane_id": pane_id, "sent": sent}
+
+
+DELETE_POLL_INTERVAL = 0.1
+
+
+def delete(broker: Broker, fleet_id: str, member_id: str, *, force: bool = False, timeout: float = 15.0) -> dict:
+    """Stop a member and deregister it; rebalance the Director's window.
+
+    Graceful (default): type the backend's exit command and wait up to `timeout` seconds for
+    the pane to close; on timeout raise `Timeout` (exit 2) carrying the pane's last lines, with
+    nothing deregistered. A pane already dead or gone is simply cleaned up.
+    `force`: kill the pane (already gone is fine).
+    Returns `{agent_id, pane_id, how}` with `how` in `exited`, `killed`, `already gone`.
+    """
+    from cafleet import backends, tmux
+
+    m = _member(broker, fleet_id, member_id)
+    placement = m["placement"]
+    pane_id = (placement or {}).get("pane_id")
+    how = "already gone"
+    if pane_id:
+        socket = placement["tmux_socket"]
+        alive = tmux.pane_alive(socket, pane_id)
+        if force:
+            if tmux.kill_pane(socket, pane_id):
+                how = "killed"
+        elif alive:
+            backend = backends.get(m["coding_agent"] or "claude")
+            tmux.type_line(socket, pane_id, backend.exit_command)
+            deadline = time.monotonic() + timeout
+            while tmux.pane_alive(socket, pane_id):
+                if time.monotonic() >= deadline:
+                    tail = _tail(socket, pane_id)
+                    raise Timeout(
+                        f"member {member_id}'s pane {pane_id} did not close within {timeout:g} s of "
+                        f"`{backend.exit_command}`; nothing was deregistered. Its last lines:\n{tail}\n"
+                        "Unblock it (capture, send-input) or use `member delete --force`."
+                    )
+                time.sleep(DELETE_POLL_INTERVAL)
+            how = "exited"
+            tmux.kill_pane(socket, pane_id)  # a pane kept by remain-on-exit
+        else:
+            tmux.kill_pane(socket, pane_id)
+    broker.deregister_agent(fleet_id, member_id)
+    _rebalance(placement)
+    return {"agent_id": member_id, "pane_id": pane_id, "how": how}
+
+
+def _tail(socket: str, pane_id: str, lines: int = 15) -> str:
+    from cafleet import tmux
+
+    try:
+        return tmux.capture(socket, pane_id, lines)
+    except CafleetError as e:
+        return f"(could not capture the pane: {e.message})"
+
+
+def clear_panes_for_fleet_delete(broker: Broker, fleet_id: str, *, force: bool) -> list[str]:
+    """Before `fleet delete`: refuse (`Conflict`, listing them) while members have live panes,
+    or with `force` kill those panes. Returns the pane ids killed."""
+    from cafleet import tmux
+
+    live = [m for m in list_members(broker, fleet_id) if m["pane_status"] == "alive"]
+    if live and not force:
+        listing = "\n".join(f"  {m['agent_id']}  {m['name']}  pane {m['placement']['pane_id']}" for m in live)
+        raise Conflict(
+            f"fleet {fleet_id} still has {len(live)} member(s) with live panes:\n{listing}\n"
+            "Delete them first (`member delete`), or pass --force to kill their panes."
+        )
+    killed = []
+    for m in live:
+        p = m["placement"]
+        if tmux.kill_pane(p["tmux_socket"], p["pane_id"]):
+            killed.append(p["pane_id"])
+    return killed
+
+
+# ---------------------------------------------------------------- push
+
+
+def push_preview(task: dict) -> dict:
+    """Type the 2-line inline preview of `task` into its recipient's pane, then Enter.
+
+    `task` is a `Broker.send` row (with `recipient` and its placement). Best effort: returns
+    `{notified, pane_id, reason}` and raises nothing for a dead pane or a missing tmux.
+    """
+    from cafleet import tmux
+
+    placement = (task.get("recipient") or {}).get("placement") or {}
+    pane_id = placement.get("pane_id")
+    if not pane_id:
+        return {"notified": False, "pane_id": None, "reason": "recipient has no pane"}
+    line1, line2 = keystrokes.preview_lines(task["task_id"], task["sender_name"], task["sender_agent_id"], task["body"])
+    try:
+        if not tmux.pane_alive(placement["tmux_socket"], pane_id):
+            return {"notified": False, "pane_id": pane_id, "reason": "recipient's pane is dead or gone"}
+        tmux.type_line(placement["tmux_socket"], pane_id, line1 + "\n" + line2)
+    except CafleetError as e:
+        return {"notified": False, "pane_id": pane_id, "reason": e.message}
+    return {"notified": True, "pane_id": pane_id, "reason": None}

@@ -1,0 +1,95 @@
+"""`cafleet fleet tick`: the out-of-band wake-up for Directors without an in-session scheduler.
+
+Claude Code Directors wake themselves with `/loop` (CronCreate). codex and opencode have no
+such tool, so an operator-side driver types the supervision-tick prompt into the Director's
+pane instead: once per call (for cron(8) or a systemd timer), or every N seconds until the
+fleet is deleted (`--every`). A tick is skipped while the Director's screen is still
+changing (it is mid-turn), so ticks never pile up into a busy agent.
+"""
+
+from __future__ import annotations
+
+import time
+
+from cafleet.broker import Broker
+from cafleet.errors import CafleetError, Conflict, NotFound
+
+BUSY_PROBE_SECONDS = 1.0
+"""Two screen snapshots this far apart that differ mean the Director is busy."""
+
+
+def tick_prompt(fleet_id: str, director_id: str) -> str:
+    """The one-line prompt typed into the Director's pane: the five-step tick with literal
+    commands (same forms as the monitoring skill, so the Director's permission rules match)."""
+    f = f"cafleet --fleet-id {fleet_id}"
+    return (
+        "cafleet supervision tick: run the five-step tick of the cafleet-agent-team-monitoring skill now: "
+        f"1) `{f} --json member list`; 2) `{f} --json message poll --agent-id {director_id}` and ack each task "
+        f"with `{f} message ack --agent-id {director_id} --task-id <task-id>`; 3) dispatch queued work with "
+        f"`{f} message send --agent-id {director_id} --to <member-agent-id> --text \"...\"`; 4) for members with no "
+        f"news, `{f} member capture --member-id <member-agent-id> --lines 200`; 5) escalate to the user what needs a decision."
+    )
+
+
+def director_pane(broker: Broker, fleet_id: str, director_id: str | None) -> tuple[str, str, str]:
+    """(director_id, socket, pane_id) of the Director to tick. `Conflict` if it has no pane."""
+    if director_id is None:
+        director_id = broker.get_fleet(fleet_id)["director_agent_id"]
+    d = broker.get_agent(fleet_id, director_id)
+    p = d["placement"]
+    if not p or not p.get("pane_id"):
+        raise Conflict(f"agent {director_id} has no tmux pane to tick")
+    return director_id, p["tmux_socket"], p["pane_id"]
+
+
+def tick_once(broker: Broker, fleet_id: str, director_id: str | None = None,
+              probe_seconds: float = BUSY_PROBE_SECONDS) -> str:
+    """One tick. Returns `typed` or `busy` (skipped). Raises `NotFound` for a deleted fleet,
+    `Conflict` when the Director's pane is gone."""
+    from cafleet import tmux
+
+    director_id, socket, pane_id = director_pane(broker, fleet_id, director_id)
+    if not tmux.pane_alive(socket, pane_id):
+        raise Conflict(f"the Director's pane {pane_id} is dead or gone")
+    before = tmux.pane_snapshot_hash(socket, pane_id)
+    time.sleep(probe_seconds)
+    if tmux.pane_snapshot_hash(socket, pane_id) != before:
+        return "busy"
+    tmux.type_line(socket, pane_id, tick_prompt(fleet_id, director_id))
+    return "typed"
+
+
+def run(broker: Broker, fleet_id: str, *, director_id: str | None = None, every: float | None = None,
+        report=print, probe_seconds: float = BUSY_PROBE_SECONDS, max_ticks: int | None = None) -> int:
+    """Tick once, or every `every` seconds until the fleet is deleted (returns then) or
+    `max_ticks` ticks have been attempted. Returns the number of ticks typed. Each tick is
+    reported as one line: `<time> tick typed into %N` / `… skipped: Director busy`."""
+    typed = attempts = 0
+    while True:
+        started = time.monotonic()
+        try:
+            outcome = tick_once(broker, fleet_id, director_id, probe_seconds)
+        except NotFound:
+            if every is None:
+                raise
+            report(f"{_clock()} fleet {fleet_id} is gone; stopping")
+            return typed
+        except CafleetError as e:
+            if every is None:
+                raise
+            outcome = f"failed: {e.message}"
+        attempts += 1
+        if outcome == "typed":
+            typed += 1
+            report(f"{_clock()} tick typed into the Director's pane")
+        elif outcome == "busy":
+            report(f"{_clock()} tick skipped: the Director's screen is still changing (busy)")
+        else:
+            report(f"{_clock()} tick {outcome}")
+        if every is None or (max_ticks is not None and attempts >= max_ticks):
+            return typed
+        time.sleep(max(0.0, every - (time.monotonic() - started)))
+
+
+def _clock() -> str:
+    return time.strftime("%H:%M:%S")
