@@ -20,6 +20,9 @@ Facts about tmux 3.3a this module relies on (each is covered by tests/test_tmux.
 * ``split-window -c DIR`` expands DIR as a format (``#{...}``) and silently falls back to
   another directory when DIR does not exist; `split_window` escapes ``#`` and checks DIR.
 * ``send-keys`` to a pane that is dead but kept (``remain-on-exit``) succeeds silently.
+* A pane in a mode (copy mode after a mouse scroll, clock mode, ...) swallows
+  ``send-keys`` input, literal text and Enter alike. `send_literal` and `send_enter` first
+  run ``copy-mode -q -t %N`` (cancels any mode; a no-op when none is active).
 * One tmux command line is limited to about 16 KiB (``command too long``); `send_literal`
   sends long text in chunks.
 
@@ -427,6 +430,12 @@ def _chunks(text: str, max_bytes: int) -> list[str]:
     return chunks
 
 
+def _leave_mode(socket_path: str, pane_id: str) -> None:
+    """``copy-mode -q -t %N`` (tmux(1) copy-mode ``-q``: cancel copy mode and any other
+    mode); does nothing when the pane is in no mode."""
+    _run(socket_path, "copy-mode", "-q", "-t", pane_id)
+
+
 def send_literal(socket_path: str, pane_id: str, text: str) -> None:
     """Type `text` into the pane exactly as given: ``send-keys -l -t %N -- TEXT``.
 
@@ -435,18 +444,24 @@ def send_literal(socket_path: str, pane_id: str, text: str) -> None:
     ``-``. A final ``;`` is escaped (see module docstring). Text over `MAX_SEND_BYTES`
     bytes is sent as several send-keys commands. Control characters in `text` ARE typed
     (``\\n`` arrives as LF, ``\\x03`` as a C-c byte): sanitise with `cafleet.keystrokes`
-    first. Empty text sends nothing. Raises `TargetGone` if the pane or server is gone
-    (a dead pane kept by ``remain-on-exit`` silently swallows the keys), `TmuxError` else.
+    first. Empty text sends nothing. A mode the pane is in (copy mode after the user
+    scrolled, ...) is cancelled first (``copy-mode -q``), else tmux would swallow the keys.
+    Raises `TargetGone` if the pane or server is gone (a dead pane kept by
+    ``remain-on-exit`` silently swallows the keys), `TmuxError` else.
     """
     _check_pane_id(pane_id)
+    if not text:
+        return
+    _leave_mode(socket_path, pane_id)
     for chunk in _chunks(text, MAX_SEND_BYTES):
         _run(socket_path, "send-keys", "-t", pane_id, "-l", "--", chunk)
 
 
 def send_enter(socket_path: str, pane_id: str) -> None:
-    """Press Enter in the pane: ``send-keys -t %N Enter`` (tmux key name, CR). Errors as
-    `send_literal`."""
+    """Press Enter in the pane: ``send-keys -t %N Enter`` (tmux key name, CR), after
+    cancelling any mode like `send_literal`. Errors as `send_literal`."""
     _check_pane_id(pane_id)
+    _leave_mode(socket_path, pane_id)
     _run(socket_path, "send-keys", "-t", pane_id, "Enter")
 
 

@@ -198,6 +198,15 @@ def test_send_enter_sends_cr(recorder):
     receives(read, b"\r")
 
 
+def test_keys_reach_a_pane_the_user_scrolled(recorder):
+    """A pane in copy mode swallows send-keys; sending leaves the mode first."""
+    pane, read = recorder
+    for mode in ("copy-mode", "clock-mode"):
+        subprocess.run(["tmux", "-S", pane.socket_path, mode, "-t", pane.pane_id], check=True)
+        tmux.type_line(pane.socket_path, pane.pane_id, mode, enter_delay=0.01)
+    receives(read, b"copy-mode\rclock-mode\r")
+
+
 def test_send_to_gone_pane_raises(director):
     with pytest.raises(tmux.TargetGone):
         tmux.send_literal(director.socket_path, "%999", "x")
