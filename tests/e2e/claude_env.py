@@ -121,10 +121,22 @@ class ClaudeHome:
         proj.setdefault("allowedTools", [])
         self.claude_json.write_text(json.dumps(data, indent=2))
 
-    def write_settings(self, settings: Mapping[str, Any]) -> None:
-        """Replace the user settings (``~/.claude/settings.json``); keep ``disableAutoMode``."""
-        s = json.loads(json.dumps(settings))
-        s.setdefault("permissions", {}).setdefault("disableAutoMode", "disable")
+    def read_settings(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.settings_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def write_settings(self, settings: Mapping[str, Any], *, merge: bool = True) -> None:
+        """Update the user settings (``~/.claude/settings.json``): top-level keys replaced,
+        ``permissions`` merged key by key (claude itself adds ``extraKnownMarketplaces`` and
+        ``enabledPlugins`` here on ``plugin install``). ``disableAutoMode`` is always kept."""
+        s = self.read_settings() if merge else {}
+        new = json.loads(json.dumps(settings))
+        perms = {**s.get("permissions", {}), **new.pop("permissions", {})}
+        s.update(new)
+        perms.setdefault("disableAutoMode", "disable")
+        s["permissions"] = perms
         self.settings_path.parent.mkdir(parents=True, exist_ok=True)
         self.settings_path.write_text(json.dumps(s, indent=2))
 
@@ -409,3 +421,15 @@ def start_claude(tmux: TmuxServer, claude_bin: str, *args: str, cwd: os.PathLike
     if wait:
         cp.wait_ready(timeout=timeout)
     return cp
+
+
+def run_cli(argv: list[str], *, env: Mapping[str, str], cwd: os.PathLike | str,
+            timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a non-interactive command (e.g. ``claude plugin install …``) with stdin closed;
+    on ``check`` a non-zero exit raises AssertionError with its output."""
+    p = subprocess.run(argv, env=dict(env), cwd=str(cwd), stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} exited {p.returncode}\n"
+                             f"stdout:\n{p.stdout}\nstderr:\n{p.stderr}")
+    return p
