@@ -46,10 +46,12 @@ from cafleet.errors import TmuxError, UsageError
 from cafleet.keystrokes import escape_trailing_semicolon
 
 #: Seconds between the literal text and its Enter in `type_line`. TUIs coalesce a burst of
-#: input into a "paste" and treat an Enter that arrives inside it as a newline, not as
-#: submit: Claude Code commits a paste after 100 ms of quiet (PASTE_COMPLETION_TIMEOUT_MS),
-#: codex keeps a 120 ms paste-burst window. 0.3 s clears both with margin for a loaded
-#: machine (tmux writes to the pane asynchronously), and is short enough for a broadcast.
+#: input into a "paste" and may treat an Enter that arrives inside it as a newline, not as
+#: submit: codex keeps a 120 ms paste-burst window, Claude Code commits a bracketed paste
+#: after 100 ms of quiet. Observed with Claude Code 2.1.330 + tmux 3.3a: a separate
+#: send-keys Enter submitted the 2-line push as one message at every delay tried (0 to
+#: 0.3 s), so the delay is for codex-like TUIs and a loaded machine (tmux writes to the pane
+#: asynchronously). 0.3 s clears 120 ms with margin and keeps a broadcast quick.
 ENTER_DELAY = 0.3
 
 #: Layout applied by `rebalance`: ``tiled`` (tmux(1) select-layout) gives every pane an
