@@ -2,7 +2,8 @@
 
 A temp directory holds the demo's DB; a private tmux server (`tmux -L cafleet-demo-<hex>`)
 holds a Director pane and, once spawned, two stand-in members (`cafleet.standin`, started
-through the real `claude` backend path with `CAFLEET_CLAUDE_BIN` pointing at the stand-in).
+through the real `claude` backend path: an executable named `claude` that starts the
+stand-in is put first on PATH).
 Every step runs the real `cafleet` CLI as the Director would (a subprocess with the
 Director pane's `TMUX`/`TMUX_PANE`), is printed with its wall time, and is checked; at the
 end the server and the temp directory are removed (unless `keep`).
@@ -42,19 +43,15 @@ class Demo:
         self.env.pop("TMUX", None)
         self.env.pop("TMUX_PANE", None)
         self.env["CAFLEET_DB"] = os.path.join(self.tmp, "cafleet.db")
-        self.env["CAFLEET_CLAUDE_BIN"] = self._standin_launcher()
+        self.env["PATH"] = self._standin_bin() + os.pathsep + self.env.get("PATH", "")
         self.env["CAFLEET_STANDIN_LOG"] = os.path.join(self.tmp, "standin.log")
         self.director_env: dict[str, str] = {}
         self.started = time.monotonic()
 
     # -- plumbing --------------------------------------------------------------
 
-    def _standin_launcher(self) -> str:
-        path = os.path.join(self.tmp, "standin-agent")
-        with open(path, "w") as fh:
-            fh.write(f"#!/bin/sh\nexec {shlex_quote(sys.executable)} -m cafleet.standin \"$@\"\n")
-        os.chmod(path, 0o755)
-        return path
+    def _standin_bin(self) -> str:
+        return install_standin(os.path.join(self.tmp, "bin"))
 
     def tmux(self, *args: str) -> str:
         r = subprocess.run(["tmux", "-L", self.server, *args], capture_output=True, text=True, env=self.env)
@@ -178,6 +175,18 @@ class Demo:
             return
         subprocess.run(["tmux", "-L", self.server, "kill-server"], capture_output=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def install_standin(bin_dir: str, names=("claude",)) -> str:
+    """Write executables `names` in `bin_dir` that start the stand-in agent with this Python
+    (they accept and ignore a real backend's argv). Returns `bin_dir`."""
+    os.makedirs(bin_dir, exist_ok=True)
+    for name in names:
+        path = os.path.join(bin_dir, name)
+        with open(path, "w") as fh:
+            fh.write(f"#!/bin/sh\nexec {shlex_quote(sys.executable)} -m cafleet.standin \"$@\"\n")
+        os.chmod(path, 0o755)
+    return bin_dir
 
 
 def shlex_quote(s: str) -> str:

@@ -14,7 +14,8 @@ agent following the cafleet skill would:
 
 Its identity comes from `CAFLEET_FLEET_ID`, `CAFLEET_AGENT_ID`, `CAFLEET_DIRECTOR_ID`; the
 argv a real backend would get (prompt, `--model`, `--settings` …) is accepted and ignored,
-so it can stand in for `claude` via `CAFLEET_CLAUDE_BIN`. With `--director` it only shows
+so an executable named `claude` that starts it can stand in for the real one
+(`cafleet.demo.install_standin`). With `--director` it only shows
 what it is sent (a Director pane for the demo). Every line it receives is appended, as
 `repr`, to `$CAFLEET_STANDIN_LOG` when set (tests read it to see exactly what arrived).
 """
