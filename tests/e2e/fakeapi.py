@@ -12,11 +12,16 @@ message otherwise; ``POST /v1/messages/count_tokens`` gets a token estimate.
 
 Request kinds (observed with Claude Code 2.1.330, see ``Request.kind``):
 
-- ``"main"``: the agent loop. Its ``tools`` list holds Claude Code's tools (``Bash``, ``Read``,
-  ...) and its system prompt starts with the Claude Code identity line. The script sees these.
-- ``"side"``: everything else Claude Code asks the model for (session title, topic detection,
-  ...): no ``tools`` (or no Bash) and a task-specific system prompt, usually the small/fast
-  model. They get ``side_script`` if set, else the default short text reply.
+- ``"main"``: the agent loop (interactive and ``-p``): a non-empty ``tools`` list (Agent,
+  AskUserQuestion, Bash, Edit, Read, Skill, ToolSearch, Write, …), ``stream: true``, system
+  blocks ``x-anthropic-billing-header: …`` then ``You are Claude Code, Anthropic's official
+  CLI for Claude.``, ``thinking: {"type": "adaptive"}``, model ``claude-opus-5-5`` unless
+  ``--model``. ``messages`` holds role-``system`` messages (environment, skills list, hook
+  context) after the user's text. The script sees these.
+- ``"side"``: a messages request with no tools (session title, summaries, …). None were
+  seen with 2.1.330 in interactive or ``-p`` use, with or without
+  CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC, nor during Bash permission checks (no
+  prefix-detection model call). They get ``side_script`` if set, else the default reply.
 - ``"count_tokens"``: token counting; answered by the server, never scripted.
 
 The script is ``script(request) -> Reply | None``; ``request`` is a :class:`Request` (a ``dict``
@@ -187,7 +192,7 @@ class Request(dict):
         if self.path.endswith("/count_tokens"):
             return "count_tokens"
         if self.path.endswith("/messages"):
-            return "main" if "Bash" in self.tool_names else "side"
+            return "main" if self.tool_names else "side"
         return "other"
 
     @property

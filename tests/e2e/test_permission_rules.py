@@ -47,6 +47,8 @@ def run_cases(start_claude, fake_api, tmp_path, commands, *claude_args, timeout=
     claude.type("RUN-CASES")
     claude.wait_for("ALL-CASES-DONE", timeout=timeout)
     assert len(runner.outcomes) == len(commands), table(runner.outcomes)
+    # the decisions are made locally: no side request (e.g. a prefix-detection model call)
+    assert [r.kind for r in fake_api.snapshot()] == ["main"] * len(fake_api.snapshot())
     print("\n" + table(runner.outcomes))
     return {o.command: o for o in runner.outcomes}, claude
 
