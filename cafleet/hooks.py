@@ -87,8 +87,7 @@ def main(argv=None) -> int:
             return 0
         import json
 
-        text = raw.decode("utf-8", "replace")
-        data = json.loads(text) if text.strip() else {}
+        data = json.loads(raw.decode("utf-8", "replace"))
         if not isinstance(data, dict):
             return 0
         event = event or data.get("hook_event_name")
@@ -1123,12 +1122,15 @@ def identity_context(br, agent: dict, source: str | None) -> str:
 
 def session_start(data: dict, environ) -> dict | None:
     """SessionStart: restore the agent's identity; on `startup`, end the session-only loops
-    of earlier sessions (they died with their claude process)."""
+    of earlier sessions (they died with their claude process). An input without `source` is
+    not a SessionStart input: silent."""
+    source = data.get("source")
+    if not isinstance(source, str):
+        return None
     br, agent = open_agent(environ)
     if agent is None:
         return None
     try:
-        source = data.get("source") if isinstance(data.get("source"), str) else None
         session_id = data.get("session_id") if isinstance(data.get("session_id"), str) else None
         if source == "startup" and session_id:
             stale = {lp["session_id"] for lp in br.active_loops(agent["agent_id"])
