@@ -236,9 +236,26 @@ class TmuxServer:
         return self
 
     def kill(self) -> None:
+        """Kill this server by its socket and remove the socket file it leaves behind."""
+        sock = None
+        if self.started:
+            try:
+                sock = self.socket_path
+            except RuntimeError:
+                sock = None
         subprocess.run(["tmux", "-L", self.name, "kill-server"], capture_output=True,
                        env=self.env)
         self.started = False
+        if sock and os.path.basename(sock) == self.name:
+            for _ in range(20):
+                if subprocess.run(["tmux", "-L", self.name, "list-sessions"],
+                                  capture_output=True, env=self.env).returncode != 0:
+                    break
+                time.sleep(0.05)
+            try:
+                os.unlink(sock)
+            except OSError:
+                pass
 
     @property
     def socket_path(self) -> str:

@@ -21,7 +21,7 @@ def test_claude_answers_typed_prompt_offline(start_claude, fake_api):
 
 def test_bash_tool_use_round_trip(start_claude, fake_api):
     fake_api.script = on_prompt(
-        {"run echo": Reply.bash("echo hi-from-bash")},
+        {"run echo": Reply.bash("echo hi")},
         then=lambda r: Reply.say("DONE: " + r.latest_tool_results()[0].text)
         if r.latest_tool_results() else None,
     )
@@ -30,8 +30,8 @@ def test_bash_tool_use_round_trip(start_claude, fake_api):
     claude.type("run echo")
     result = fake_api.wait_tool_result(after=mark, timeout=20)
     assert not result.is_error
-    assert result.text.strip() == "hi-from-bash"
-    claude.wait_for("DONE: hi-from-bash", timeout=15)
+    assert result.text.strip() == "hi"
+    claude.wait_for("DONE: hi", timeout=15)
 
 
 def test_sequence_script_and_latest_turn_helpers(start_claude, fake_api):
