@@ -67,6 +67,27 @@ def _json_requested(args: list[str]) -> bool:
     return False
 
 
+SINGLE_VALUED_FLAGS = ("--fleet-id", "--agent-id", "--member-id", "--to", "--text", "--choice", "--freetext")
+
+
+def _repeated_flag(args: list[str]) -> str | None:
+    """The first single-valued flag given twice, if any (before a bare `--`).
+
+    click keeps the last value of a repeated option, so `… --agent-id A … --agent-id B` would
+    act as B while a permission rule that matched the prefix approved A: refuse it instead.
+    """
+    seen = set()
+    for token in args:
+        if token == "--":
+            break
+        name = token.split("=", 1)[0]
+        if name in SINGLE_VALUED_FLAGS:
+            if name in seen:
+                return name
+            seen.add(name)
+    return None
+
+
 def _print_error(message: str, code: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False), err=True)
@@ -82,6 +103,9 @@ class RootGroup(click.Group):
         as_json = _json_requested(args)
         code = 0
         try:
+            repeated = _repeated_flag(args)
+            if repeated:
+                raise UsageError(f"{repeated} was given more than once; give it once")
             result = super().main(args=args, prog_name=prog_name or "cafleet", standalone_mode=False, **extra)
             code = result if isinstance(result, int) else 0
         except CafleetError as e:
@@ -601,9 +625,12 @@ DEFAULT_SETTINGS = os.path.join(".claude", "settings.local.json")
 @click.option("--agent-id", required=True)
 @click.option("--role", type=click.Choice(["director", "member"]),
               help="Default: director for the fleet's root Director or an agent with members, else member.")
+@click.option("--per-member", is_flag=True,
+              help="Director rules naming each current member exactly, instead of fleet-wide prefixes "
+                   "(members spawned later are then not covered).")
 @click.option("--write", "write_path", is_flag=False, flag_value=DEFAULT_SETTINGS, default=None, metavar="[PATH]",
               help=f"Merge the rules into a Claude Code settings file (default {DEFAULT_SETTINGS}).")
-def permissions_cmd(agent_id: str, role: str | None, write_path: str | None) -> None:
+def permissions_cmd(agent_id: str, role: str | None, per_member: bool, write_path: str | None) -> None:
     """Claude Code permission rules for this agent's literal cafleet commands:
     routine ones in `allow`, pane-acting ones in `ask`."""
     state = _state()
@@ -616,7 +643,8 @@ def permissions_cmd(agent_id: str, role: str | None, write_path: str | None) -> 
     if role is None:
         role = "director" if a["role"] == "director" or members_of else "member"
     if role == "director":
-        rules = permissions.director_rules(fleet_id, a["agent_id"], [m["agent_id"] for m in members_of])
+        member_ids = [m["agent_id"] for m in members_of] if per_member else ()
+        rules = permissions.director_rules(fleet_id, a["agent_id"], member_ids)
     else:
         director_id = a["parent_agent_id"] or broker.get_fleet(fleet_id)["director_agent_id"]
         rules = permissions.member_rules(fleet_id, a["agent_id"], director_id)
