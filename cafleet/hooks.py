@@ -1,8 +1,14 @@
 """Claude Code hook handlers for cafleet: PreToolUse(Bash), PostToolUse(Cron*), SessionStart, Stop.
 
-Run by `hooks/hooks.json` as `python3 "${CLAUDE_PLUGIN_ROOT}/hooks/cafleet-hook" <EventName>`,
-with a bare interpreter and nothing installed: this module imports only the stdlib and
-`cafleet.broker` (itself stdlib-only), and that lazily, after the cheap checks.
+Run by `hooks/hooks.json` as `python3 -I -S "${CLAUDE_PLUGIN_ROOT}/hooks/cafleet-hook" <EventName>`
+(`${CLAUDE_PLUGIN_ROOT}` is the installed plugin's directory, set by Claude Code for plugin
+hooks: https://code.claude.com/docs/en/plugins-reference, "Hooks" / "Environment variables").
+It needs a bare interpreter and nothing installed: this module imports only the stdlib and
+`cafleet.broker` (itself stdlib-only), and those lazily, after the cheap checks. `-I -S`
+(isolated, no `site`) keeps the user's PYTHONPATH and site-packages out and skips every
+`.pth` file: on a machine with an editable install that alone is ~40 ms per hook call, and
+PreToolUse runs before every Bash command (bench/hook_latency.py). The hook works without
+the flags too.
 
 Contract (docs/ARCHITECTURE.md, CONTRACT.md "Hooks"):
 
@@ -96,7 +102,8 @@ def main(argv=None) -> int:
             return 0
         out = handler(data, os.environ)
         if out:
-            sys.stdout.write(json.dumps(out, ensure_ascii=False))
+            # ASCII JSON (\\u escapes) as bytes: no dependence on the locale's stdout encoding
+            sys.stdout.buffer.write(json.dumps(out).encode("ascii"))
             sys.stdout.flush()
     except BaseException:  # noqa: BLE001 - a hook must never break the session
         return 0
@@ -264,9 +271,9 @@ class _Lexer:
         n = len(s)
         nxt = s[i + 1] if i + 1 < n else ""
         if nxt == "(":
-            if i + 2 < n and s[i + 2] == "(":  # $(( arithmetic ))
+            if i + 2 < n and s[i + 2] == "(":  # $(( arithmetic )): one paren group, no command
                 end = _match_paren(s, i + 2)
-                end = _match_paren(s, end + 1) if end < n else n
+                self._substitutions_only(s[i + 3 : end])
                 buf.append(s[i : end + 1])
                 return end + 1, True
             end = _match_paren(s, i + 2)
@@ -275,9 +282,7 @@ class _Lexer:
             return end + 1, True
         if nxt == "{":
             end = _match_brace(s, i + 2)
-            inner = s[i + 2 : end]
-            if "$(" in inner or "`" in inner:
-                self.nested.append(inner.split("$(", 1)[-1] if "$(" in inner else inner)
+            self._substitutions_only(s[i + 2 : end])  # ${X:-$(cmd)} still runs cmd
             buf.append(s[i : end + 1])
             return end + 1, True
         if nxt in _NAME_START:

@@ -240,6 +240,10 @@ RAW_TMUX = [
     ("cat <<EOF\n$(tmux kill-server)\nEOF", "kill-server"),
     ("echo ok\ntmux kill-server", "kill-server"),
     ("ls \\\n && tmux kill-server", "kill-server"),
+    ("echo $((1+2)); tmux kill-server", "kill-server"),
+    ("echo ${X:-$(tmux kill-server)}", "kill-server"),
+    ("echo $(($(tmux kill-server)+1))", "kill-server"),
+    ("cat <<< \"$(tmux capture-pane -p)\"", "capture-pane"),
 ]
 
 
@@ -662,11 +666,12 @@ def test_plain_python3_without_flags_works_too(fleet, denv):
 def test_hook_module_imports_only_the_stdlib_and_the_broker(fleet, denv):
     code = (
         "import sys, io, json; sys.path.insert(0, sys.argv[1]);"
+        "real_stdout = sys.stdout;"
         "sys.stdin = io.TextIOWrapper(io.BytesIO(sys.argv[2].encode()));"
-        "from cafleet import hooks; import contextlib;"
-        "buf = io.StringIO();"
-        "ctx = contextlib.redirect_stdout(buf); ctx.__enter__(); hooks.main(['PreToolUse']); ctx.__exit__(None, None, None);"
-        "assert 'permissionDecision' in buf.getvalue(), buf.getvalue();"
+        "sys.stdout = io.TextIOWrapper(io.BytesIO());"
+        "from cafleet import hooks; hooks.main(['PreToolUse']); sys.stdout.flush();"
+        "written = sys.stdout.buffer.getvalue().decode(); sys.stdout = real_stdout;"
+        "assert 'permissionDecision' in written, written;"
         "mods = sorted(m for m in sys.modules if m.startswith('cafleet') or m in ('click', 'libtmux'));"
         "print(json.dumps(mods))"
     )
@@ -675,3 +680,15 @@ def test_hook_module_imports_only_the_stdlib_and_the_broker(fleet, denv):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == ["cafleet", "cafleet.broker", "cafleet.errors",
                                                                "cafleet.hooks"]
+
+
+def test_unicode_names_survive_any_locale(fleet):
+    with fleet.broker() as b:
+        m = b.register_agent(fleet.fleet_id, "レビュー係 ✓", "проверяет код", role="member",
+                             parent_agent_id=fleet.director, coding_agent="claude",
+                             placement=Fleet._pl("%4"))["agent_id"]
+    env = hook_env(fleet.db, "%4", LC_ALL="C", LANG="C")
+    rc, out, err = run_hook("SessionStart", session_start("startup"), env)
+    assert rc == 0 and err == ""
+    text = context(out)
+    assert "レビュー係 ✓" in text and "проверяет код" in text and m in text
