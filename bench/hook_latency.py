@@ -72,9 +72,10 @@ def measure(runs: int) -> list[dict]:
     floor = median(results[0]["times"])
     site_floor = median(next(r for r in results if "floor with site" in r["case"])["times"])
     for r in results:
-        r["median_ms"] = round(median(r["times"]), 1)
-        r["ratio"] = round(r["median_ms"] / (site_floor if "without -I -S" in r["case"] or "with site" in r["case"]
-                                             else floor), 2)
+        m = median(r["times"])
+        with_site = "without -I -S" in r["case"] or "with site" in r["case"]
+        r["median_ms"] = round(m, 1)
+        r["ratio"] = round(m / (site_floor if with_site else floor), 2)
     return results
 
 
