@@ -68,8 +68,25 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int((t % 1) * 1000)
 
 
+def busy_timeout_ms(environ=None) -> int:
+    """How long a writer waits for a lock, in ms: `$CAFLEET_BUSY_TIMEOUT_MS` (a whole number
+    >= 0) or 5000. Raises `UsageError` for anything else."""
+    env = os.environ if environ is None else environ
+    raw = env.get("CAFLEET_BUSY_TIMEOUT_MS")
+    if raw is None or raw == "":
+        return DEFAULT_BUSY_TIMEOUT_MS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise UsageError(f"CAFLEET_BUSY_TIMEOUT_MS must be a whole number of milliseconds, got {raw!r}")
+    return value
+
+
 def db_path(environ=None) -> str:
-    """The DB file path from the environment (see module docstring). Always absolute.
+    """The DB file path from the environment (see module docstring). Always absolute; a
+    relative `$XDG_DATA_HOME` is ignored, as the XDG Base Directory spec says.
 
     Raises `UsageError` if `CAFLEET_DB` is set but not absolute.
     """
@@ -79,8 +96,10 @@ def db_path(environ=None) -> str:
         if not os.path.isabs(explicit):
             raise UsageError(f"CAFLEET_DB must be an absolute path, got {explicit!r}")
         return explicit
-    base = env.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return os.path.join(os.path.abspath(base), "cafleet", "cafleet.db")
+    base = env.get("XDG_DATA_HOME") or ""
+    if not os.path.isabs(base):  # the XDG Base Directory spec: relative paths are to be ignored
+        base = os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "cafleet", "cafleet.db")
 
 
 # ---------------------------------------------------------------- schema
@@ -182,6 +201,8 @@ def _translate(e: sqlite3.Error, path: str) -> CafleetError:
             f"the database {path} stayed locked by another process past the busy timeout; "
             "nothing was written, try again"
         )
+    if "no such table" in text or "no such column" in text:
+        return DatabaseError(f"{path} is not a cafleet database ({text}); point CAFLEET_DB elsewhere or move it aside")
     if "not a database" in text or "malformed" in text or "corrupt" in text:
         return DatabaseError(f"{path} is not a usable cafleet database ({text}); move it aside to start fresh")
     if "readonly" in text or "unable to open" in text or "disk I/O" in text:
@@ -217,7 +238,7 @@ class Broker:
             if not create:
                 raise NotFound(f"no cafleet database at {path}")
             _ensure_file(path)
-        timeout_ms = int(os.environ.get("CAFLEET_BUSY_TIMEOUT_MS", DEFAULT_BUSY_TIMEOUT_MS))
+        timeout_ms = busy_timeout_ms()
         try:
             conn = sqlite3.connect(path, timeout=timeout_ms / 1000, isolation_level=None)
         except sqlite3.Error as e:
@@ -233,10 +254,14 @@ class Broker:
                 )
             conn.execute("PRAGMA foreign_keys = ON")
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
+                broker._switch_to_wal(timeout_ms)
             conn.execute("PRAGMA synchronous = NORMAL")
             if version < SCHEMA_VERSION:
                 broker._migrate()
+            elif conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'fleets'"
+                              ).fetchone()[0] == 0:
+                raise DatabaseError(f"{path} is an SQLite file but not a cafleet database (no cafleet tables); "
+                                    "point CAFLEET_DB elsewhere or move it aside")
         except CafleetError:
             conn.close()
             raise
@@ -244,6 +269,20 @@ class Broker:
             conn.close()
             raise _translate(e, path) from None
         return broker
+
+    def _switch_to_wal(self, timeout_ms: int) -> None:
+        """`PRAGMA journal_mode = WAL`, retried until the busy timeout: SQLite does not call
+        its busy handler for this switch, so a second process opening a brand-new file while
+        the first one is creating it would otherwise fail at once with "database is locked"."""
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            try:
+                self.conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.02)
 
     def _migrate(self) -> None:
         with self._write():

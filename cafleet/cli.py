@@ -23,6 +23,23 @@ from cafleet.errors import CafleetError, UsageError
 BACKEND_CHOICES = ("claude", "codex", "opencode")
 
 
+class AgentUUID(click.ParamType):
+    """A canonical lowercase UUID4 (fleet, agent, member and task ids), checked at parse
+    time so a malformed id is a usage error (exit 2) naming its flag before any DB access."""
+
+    name = "uuid"
+
+    def convert(self, value, param, ctx):
+        from cafleet.broker import is_uuid4
+
+        if is_uuid4(value):
+            return value
+        self.fail(f"must be a lowercase UUID4 like 3f2b8c1e-…, got {value!r}", param, ctx)
+
+
+UUID = AgentUUID()
+
+
 class State:
     """What the root group parsed: `fleet_id` (str | None) and `json` (bool)."""
 
@@ -38,6 +55,12 @@ class State:
 
             self._broker = Broker.open()
         return self._broker
+
+    def fleet_broker(self, command: str):
+        """The broker, once `--fleet-id` is known to be given (`fleet()`); ids are checked
+        before the DB is opened, so a usage error never creates or touches it."""
+        self.fleet(command)
+        return self.broker()
 
     def fleet(self, command: str) -> str:
         """The validated `--fleet-id`; exit 2 with directions when it is missing."""
@@ -68,6 +91,8 @@ def _json_requested(args: list[str]) -> bool:
 
 
 SINGLE_VALUED_FLAGS = ("--fleet-id", "--agent-id", "--member-id", "--to", "--text", "--choice", "--freetext")
+VALUE_FLAGS = SINGLE_VALUED_FLAGS + ("--task-id", "--name", "--description", "--lines", "--limit", "--model",
+                                     "--prompt-file", "--coding-agent", "--timeout", "--every", "--role")
 
 
 def _repeated_flag(args: list[str]) -> str | None:
@@ -75,12 +100,16 @@ def _repeated_flag(args: list[str]) -> str | None:
 
     click keeps the last value of a repeated option, so `… --agent-id A … --agent-id B` would
     act as B while a permission rule that matched the prefix approved A: refuse it instead.
+    A flag's value is skipped, so `--text --text` (a body that reads "--text") is fine.
     """
     seen = set()
-    for token in args:
+    it = iter(args)
+    for token in it:
         if token == "--":
             break
-        name = token.split("=", 1)[0]
+        name, has_value = token.split("=", 1)[0], "=" in token
+        if name in VALUE_FLAGS and not has_value:
+            next(it, None)
         if name in SINGLE_VALUED_FLAGS:
             if name in seen:
                 return name
@@ -112,10 +141,9 @@ class RootGroup(click.Group):
             _print_error(e.message, e.code, as_json)
             code = e.exit_code
         except click.UsageError as e:
-            if as_json:
-                _print_error(e.format_message(), "usage", True)
-            else:
-                e.show()
+            _print_error(e.format_message(), "usage", as_json)
+            if not as_json and e.ctx is not None:
+                click.echo(f"Try '{e.ctx.command_path} --help' for help.", err=True)
             code = 2
         except click.ClickException as e:
             _print_error(e.format_message(), "error", as_json)
@@ -128,13 +156,22 @@ class RootGroup(click.Group):
             code = 1
         except KeyboardInterrupt:
             code = 130
+        except Exception as e:  # an unexpected fault: one line, no traceback unless asked
+            if os.environ.get("CAFLEET_DEBUG"):
+                raise
+            if type(e).__module__.startswith("sqlite3"):
+                _print_error(f"database error: {e}", "database", as_json)
+            else:
+                _print_error(f"internal error: {type(e).__name__}: {e} (set CAFLEET_DEBUG=1 for a traceback)",
+                             "internal", as_json)
+            code = 1
         if standalone_mode:
             sys.exit(code)
         return code
 
 
-@click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--fleet-id", metavar="UUID", help="Fleet to act on (from `cafleet fleet create`, line 1).")
+@click.group("cafleet", cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--fleet-id", type=UUID, metavar="UUID", help="Fleet to act on (from `cafleet fleet create`, line 1).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (and JSON errors on stderr).")
 @click.version_option(__version__, "--version", prog_name="cafleet", message="%(prog)s %(version)s")
 @click.pass_context
@@ -148,10 +185,6 @@ def cli(ctx: click.Context, fleet_id: str | None, as_json: bool) -> None:
       cafleet --fleet-id <fleet-id> member create --name Alice --description "…" -- "task"
     Run any command with --help for its flags.
     """
-    if fleet_id is not None:
-        from cafleet.broker import check_id
-
-        check_id(fleet_id, "--fleet-id")
     state = State(fleet_id, as_json)
     ctx.obj = state
     ctx.call_on_close(state.close)
@@ -164,14 +197,6 @@ def _state() -> State:
     return click.get_current_context().find_root().obj
 
 
-def _id(value: str | None, flag: str) -> str | None:
-    if value is None:
-        return None
-    from cafleet.broker import check_id
-
-    return check_id(value, flag)
-
-
 def _emit(data, text) -> None:
     """Print `data` as JSON under `--json`, else `text` (a string or a callable making one)."""
     if _state().json:
@@ -179,7 +204,17 @@ def _emit(data, text) -> None:
     else:
         out = text() if callable(text) else text
         if out:
-            click.echo(out)
+            _echo_text(out)
+
+
+def _echo_text(out: str) -> None:
+    """Print text output. Piped (how agents read it) it goes out verbatim — `click.echo`
+    would strip ANSI sequences from message bodies; on a terminal, control characters other
+    than newline and tab are shown escaped (`\\x1b`) so a message cannot drive the terminal."""
+    if sys.stdout.isatty():
+        out = "".join(ch if ch in "\n\t" or (" " <= ch != "\x7f" and not "\x80" <= ch <= "\x9f")
+                      else ch.encode("unicode_escape").decode("ascii") for ch in out)
+    click.echo(out, color=True)
 
 
 def _fmt_placement(p: dict | None) -> str:
@@ -263,10 +298,10 @@ def fleet_list() -> None:
 
 
 @fleet.command("show")
-@click.argument("fleet_id")
+@click.argument("fleet_id", type=UUID)
 def fleet_show(fleet_id: str) -> None:
     """One fleet with its agents."""
-    _id(fleet_id, "FLEET_ID")
+    fleet_id
     broker = _state().broker()
     f = broker.get_fleet(fleet_id)
     agents = broker.list_agents(fleet_id)
@@ -276,12 +311,12 @@ def fleet_show(fleet_id: str) -> None:
 
 
 @fleet.command("delete")
-@click.argument("fleet_id")
+@click.argument("fleet_id", type=UUID)
 @click.option("--force", is_flag=True, help="Kill members' live panes first.")
 def fleet_delete(fleet_id: str, force: bool) -> None:
     """Soft-delete a fleet and deregister its agents. Refuses while members have live panes
     (exit 1, listing them) unless --force, which kills those panes first. Idempotent."""
-    _id(fleet_id, "FLEET_ID")
+    fleet_id
     broker = _state().broker()
     fleet_row = broker.get_fleet(fleet_id, include_deleted=True)
     killed: list[str] = []
@@ -300,7 +335,7 @@ def fleet_delete(fleet_id: str, force: bool) -> None:
 @fleet.command("tick")
 @click.option("--every", type=click.FloatRange(min=1), metavar="SECONDS",
               help="Repeat every SECONDS until the fleet is deleted (default: once).")
-@click.option("--agent-id", help="Director to tick (default: the root Director).")
+@click.option("--agent-id", type=UUID, help="Director to tick (default: the root Director).")
 def fleet_tick(every: float | None, agent_id: str | None) -> None:
     """Type the supervision-tick prompt into the Director's pane (out-of-band driver for
     codex/opencode Directors, which have no in-session scheduler). Skips a tick while the
@@ -309,7 +344,7 @@ def fleet_tick(every: float | None, agent_id: str | None) -> None:
     from cafleet import tick
 
     fleet_id = state.fleet("fleet tick")
-    tick.run(state.broker(), fleet_id, director_id=_id(agent_id, "--agent-id"), every=every,
+    tick.run(state.broker(), fleet_id, director_id=agent_id, every=every,
              report=lambda line: click.echo(line))
 
 
@@ -336,7 +371,7 @@ def _agent_text(a: dict) -> str:
 def agent_register(name: str, description: str) -> None:
     """Register an agent without a pane. Prints its agent id."""
     state = _state()
-    a = state.broker().register_agent(state.fleet("agent register"), name, description)
+    a = state.fleet_broker("agent register").register_agent(state.fleet_id, name, description)
     _emit(a, a["agent_id"])
 
 
@@ -344,27 +379,27 @@ def agent_register(name: str, description: str) -> None:
 def agent_list() -> None:
     """Active agents of the fleet."""
     state = _state()
-    rows = state.broker().list_agents(state.fleet("agent list"))
+    rows = state.fleet_broker("agent list").list_agents(state.fleet_id)
     _emit(rows, lambda: _table(
         [[a["agent_id"], a["role"], a["name"], (a["placement"] or {}).get("pane_id") or "-", a["last_seen"] or "-"]
          for a in rows], ["AGENT_ID", "ROLE", "NAME", "PANE", "LAST_SEEN"]))
 
 
 @agent.command("show")
-@click.option("--agent-id", required=True)
+@click.option("--agent-id", type=UUID, required=True)
 def agent_show(agent_id: str) -> None:
     """One agent (deregistered ones too)."""
     state = _state()
-    a = state.broker().get_agent(state.fleet("agent show"), _id(agent_id, "--agent-id"), active=False)
+    a = state.fleet_broker("agent show").get_agent(state.fleet_id, agent_id, active=False)
     _emit(a, _agent_text(a))
 
 
 @agent.command("deregister")
-@click.option("--agent-id", required=True)
+@click.option("--agent-id", type=UUID, required=True)
 def agent_deregister(agent_id: str) -> None:
     """Deregister an agent. The root Director cannot be (use `fleet delete`)."""
     state = _state()
-    a = state.broker().deregister_agent(state.fleet("agent deregister"), _id(agent_id, "--agent-id"))
+    a = state.fleet_broker("agent deregister").deregister_agent(state.fleet_id, agent_id)
     _emit(a, f"agent {a['agent_id']} deregistered")
 
 
@@ -382,7 +417,7 @@ def member() -> None:
 @click.option("--coding-agent", type=click.Choice(BACKEND_CHOICES), default="claude", show_default=True)
 @click.option("--model", help="Model name passed to the backend's --model.")
 @click.option("--prompt-file", type=click.Path(dir_okay=False), help="Absolute path of a file holding the prompt.")
-@click.option("--agent-id", help="Director that spawns it (default: the fleet's root Director).")
+@click.option("--agent-id", type=UUID, help="Director that spawns it (default: the fleet's root Director).")
 @click.argument("prompt", nargs=-1)
 def member_create(name, description, coding_agent, model, prompt_file, agent_id, prompt) -> None:
     """Spawn a member in a new pane of the Director's window.
@@ -409,20 +444,20 @@ def member_create(name, description, coding_agent, model, prompt_file, agent_id,
     from cafleet import members
 
     m = members.create(state.broker(), fleet_id, name=name, description=description, coding_agent=coding_agent,
-                       model=model, prompt=text, director_id=_id(agent_id, "--agent-id"))
+                       model=model, prompt=text, director_id=agent_id)
     _emit({"agent_id": m["agent_id"], "name": m["name"], "coding_agent": coding_agent, "placement": m["placement"]},
           f"{m['agent_id']}\nmember {m['name']} ({coding_agent}) in {_fmt_placement(m['placement'])}")
 
 
 @member.command("list")
-@click.option("--agent-id", help="Only members spawned by this Director.")
+@click.option("--agent-id", type=UUID, help="Only members spawned by this Director.")
 def member_list(agent_id: str | None) -> None:
     """Every member: id, name, backend, pane, pane status (alive/dead/pending), unread,
     last_seen, created_at."""
     state = _state()
     from cafleet import members
 
-    rows = members.list_members(state.broker(), state.fleet("member list"), _id(agent_id, "--agent-id"))
+    rows = members.list_members(state.fleet_broker("member list"), state.fleet_id, agent_id)
     data = [{"agent_id": r["agent_id"], "name": r["name"], "coding_agent": r["coding_agent"],
              "pane_id": (r["placement"] or {}).get("pane_id"), "pane_status": r["pane_status"],
              "unread": r["unread"], "last_seen": r["last_seen"], "created_at": r["created_at"]} for r in rows]
@@ -434,19 +469,19 @@ def member_list(agent_id: str | None) -> None:
 
 
 @member.command("capture")
-@click.option("--member-id", required=True)
+@click.option("--member-id", type=UUID, required=True)
 @click.option("--lines", type=click.IntRange(1, 10000), default=30, show_default=True)
 def member_capture(member_id: str, lines: int) -> None:
     """The last N lines of the member's pane."""
     state = _state()
     from cafleet import members
 
-    r = members.capture(state.broker(), state.fleet("member capture"), _id(member_id, "--member-id"), lines)
+    r = members.capture(state.fleet_broker("member capture"), state.fleet_id, member_id, lines)
     _emit(r, r["content"])
 
 
 @member.command("send-input")
-@click.option("--member-id", required=True)
+@click.option("--member-id", type=UUID, required=True)
 @click.option("--choice", type=click.IntRange(1, 3), help="Pick option 1-3 of a 4-option choice frame.")
 @click.option("--freetext", help="Answer with option 4 (Type something) and this text.")
 def member_send_input(member_id: str, choice: int | None, freetext: str | None) -> None:
@@ -457,13 +492,13 @@ def member_send_input(member_id: str, choice: int | None, freetext: str | None) 
     state = _state()
     from cafleet import members
 
-    r = members.send_input(state.broker(), state.fleet("member send-input"), _id(member_id, "--member-id"),
+    r = members.send_input(state.fleet_broker("member send-input"), state.fleet_id, member_id,
                            choice=choice, freetext=freetext)
     _emit(r, f"sent {r['sent']!r} to pane {r['pane_id']}")
 
 
 @member.command("exec")
-@click.option("--member-id", required=True)
+@click.option("--member-id", type=UUID, required=True)
 @click.argument("command")
 def member_exec(member_id: str, command: str) -> None:
     """Type `! COMMAND` + Enter into the member's pane (the coding agent's shell shortcut).
@@ -471,23 +506,23 @@ def member_exec(member_id: str, command: str) -> None:
     state = _state()
     from cafleet import members
 
-    r = members.exec_command(state.broker(), state.fleet("member exec"), _id(member_id, "--member-id"), command)
+    r = members.exec_command(state.fleet_broker("member exec"), state.fleet_id, member_id, command)
     _emit(r, f"typed {r['sent']!r} into pane {r['pane_id']}")
 
 
 @member.command("ping")
-@click.option("--member-id", required=True)
+@click.option("--member-id", type=UUID, required=True)
 def member_ping(member_id: str) -> None:
     """Type the member's own `message poll` command into its pane (a manual inbox nudge)."""
     state = _state()
     from cafleet import members
 
-    r = members.ping(state.broker(), state.fleet("member ping"), _id(member_id, "--member-id"))
+    r = members.ping(state.fleet_broker("member ping"), state.fleet_id, member_id)
     _emit(r, f"typed {r['sent']!r} into pane {r['pane_id']}")
 
 
 @member.command("delete")
-@click.option("--member-id", required=True)
+@click.option("--member-id", type=UUID, required=True)
 @click.option("--force", is_flag=True, help="Kill the pane instead of asking the agent to exit.")
 @click.option("--timeout", type=click.FloatRange(min=0), default=15.0, show_default=True, metavar="SECONDS",
               help="How long to wait for the pane to close after the exit command.")
@@ -498,7 +533,7 @@ def member_delete(member_id: str, force: bool, timeout: float) -> None:
     state = _state()
     from cafleet import members
 
-    r = members.delete(state.broker(), state.fleet("member delete"), _id(member_id, "--member-id"),
+    r = members.delete(state.fleet_broker("member delete"), state.fleet_id, member_id,
                        force=force, timeout=timeout)
     _emit(r, f"member {r['agent_id']} deleted ({r['how']})")
 
@@ -537,37 +572,37 @@ def _push_text(p: dict) -> str:
 
 
 @message.command("send")
-@click.option("--agent-id", required=True, help="Sender.")
-@click.option("--to", "to", required=True, help="Recipient agent id.")
+@click.option("--agent-id", type=UUID, required=True, help="Sender.")
+@click.option("--to", "to", type=UUID, required=True, help="Recipient agent id.")
 @click.option("--text", required=True, help="Body (any Unicode, at most 64 KiB of UTF-8).")
 def message_send(agent_id: str, to: str, text: str) -> None:
     """Store a task for the recipient, then push a 2-line preview into its pane.
     Prints the task id and whether a pane was notified."""
     state = _state()
-    task = state.broker().send(state.fleet("message send"), _id(agent_id, "--agent-id"), _id(to, "--to"), text)
+    task = state.fleet_broker("message send").send(state.fleet_id, agent_id, to, text)
     push = _push(task)
     _emit({**_task_json(task), "push": push}, f"{task['task_id']}\n{_push_text(push)}")
 
 
 @message.command("broadcast")
-@click.option("--agent-id", required=True, help="Sender.")
+@click.option("--agent-id", type=UUID, required=True, help="Sender.")
 @click.option("--text", required=True)
 def message_broadcast(agent_id: str, text: str) -> None:
     """One task for every other active agent of the fleet, each pushed like `send`."""
     state = _state()
-    tasks = state.broker().broadcast(state.fleet("message broadcast"), _id(agent_id, "--agent-id"), text)
+    tasks = state.fleet_broker("message broadcast").broadcast(state.fleet_id, agent_id, text)
     out = [{**_task_json(t), "push": _push(t)} for t in tasks]
     _emit(out, lambda: "\n".join(f"{t['task_id']} to {t['recipient_name']}: {_push_text(t['push'])}" for t in out)
           or "No other agents in the fleet; nothing sent.")
 
 
 @message.command("poll")
-@click.option("--agent-id", required=True)
+@click.option("--agent-id", type=UUID, required=True)
 @click.option("--limit", type=click.IntRange(min=1), help="At most N tasks.")
 def message_poll(agent_id: str, limit: int | None) -> None:
     """Un-acked tasks addressed to the agent, newest first, with full bodies."""
     state = _state()
-    tasks = state.broker().poll(state.fleet("message poll"), _id(agent_id, "--agent-id"), limit)
+    tasks = state.fleet_broker("message poll").poll(state.fleet_id, agent_id, limit)
 
     def text() -> str:
         if not tasks:
@@ -583,33 +618,32 @@ def message_poll(agent_id: str, limit: int | None) -> None:
 
 
 @message.command("ack")
-@click.option("--agent-id", required=True, help="Recipient.")
-@click.option("--task-id", "task_ids", required=True, multiple=True, help="Repeatable.")
+@click.option("--agent-id", type=UUID, required=True, help="Recipient.")
+@click.option("--task-id", "task_ids", type=UUID, required=True, multiple=True, help="Repeatable.")
 def message_ack(agent_id: str, task_ids: tuple[str, ...]) -> None:
     """Mark tasks addressed to you completed. Acking twice is harmless."""
     state = _state()
-    ids = [_id(t, "--task-id") for t in task_ids]
-    results = state.broker().ack(state.fleet("message ack"), _id(agent_id, "--agent-id"), ids)
+    results = state.fleet_broker("message ack").ack(state.fleet_id, agent_id, list(task_ids))
     _emit(results, "\n".join(f"acked {r['task_id']}" + (" (already)" if r["already_acked"] else "") for r in results))
 
 
 @message.command("cancel")
-@click.option("--agent-id", required=True, help="Sender.")
-@click.option("--task-id", required=True)
+@click.option("--agent-id", type=UUID, required=True, help="Sender.")
+@click.option("--task-id", type=UUID, required=True)
 def message_cancel(agent_id: str, task_id: str) -> None:
     """Retract a task you sent, before its recipient acks it."""
     state = _state()
-    t = state.broker().cancel(state.fleet("message cancel"), _id(agent_id, "--agent-id"), _id(task_id, "--task-id"))
+    t = state.fleet_broker("message cancel").cancel(state.fleet_id, agent_id, task_id)
     _emit(_task_json(t), f"canceled {t['task_id']}")
 
 
 @message.command("show")
-@click.option("--agent-id", required=True, help="Sender or recipient.")
-@click.option("--task-id", required=True)
+@click.option("--agent-id", type=UUID, required=True, help="Sender or recipient.")
+@click.option("--task-id", type=UUID, required=True)
 def message_show(agent_id: str, task_id: str) -> None:
     """One task, for its sender or recipient."""
     state = _state()
-    t = state.broker().show_task(state.fleet("message show"), _id(agent_id, "--agent-id"), _id(task_id, "--task-id"))
+    t = state.fleet_broker("message show").show_task(state.fleet_id, agent_id, task_id)
     _emit(_task_json(t), lambda: "\n".join([
         f"task {t['task_id']} ({t['state']})",
         f"from {t['sender_name']} ({t['sender_agent_id']}) to {t['recipient_name']} ({t['recipient_agent_id']})",
@@ -622,7 +656,7 @@ DEFAULT_SETTINGS = os.path.join(".claude", "settings.local.json")
 
 
 @cli.command("permissions")
-@click.option("--agent-id", required=True)
+@click.option("--agent-id", type=UUID, required=True)
 @click.option("--role", type=click.Choice(["director", "member"]),
               help="Default: director for the fleet's root Director or an agent with members, else member.")
 @click.option("--per-member", is_flag=True,
@@ -638,7 +672,7 @@ def permissions_cmd(agent_id: str, role: str | None, per_member: bool, write_pat
 
     fleet_id = state.fleet("permissions")
     broker = state.broker()
-    a = broker.get_agent(fleet_id, _id(agent_id, "--agent-id"))
+    a = broker.get_agent(fleet_id, agent_id)
     members_of = broker.list_members(fleet_id, a["agent_id"])
     if role is None:
         role = "director" if a["role"] == "director" or members_of else "member"
