@@ -102,7 +102,7 @@ def main(argv=None) -> int:
             return 0
         out = handler(data, os.environ)
         if out:
-            # ASCII JSON (\\u escapes) as bytes: no dependence on the locale's stdout encoding
+            # ASCII JSON (\u escapes) as bytes: no dependence on the locale's stdout encoding
             sys.stdout.buffer.write(json.dumps(out).encode("ascii"))
             sys.stdout.flush()
     except BaseException:  # noqa: BLE001 - a hook must never break the session
@@ -949,7 +949,14 @@ def _deny(reason: str) -> dict:
 
 def pre_tool_use(data: dict, environ) -> dict | None:
     """PreToolUse(Bash): deny raw tmux, variable ids, repeated id flags, and the lifecycle
-    mistakes of a claude Director. Silent otherwise."""
+    mistakes of a claude Director. Silent otherwise.
+
+    Reads `tool_name` and `tool_input.command`; answers with `hookSpecificOutput`
+    `{hookEventName: "PreToolUse", permissionDecision: "deny", permissionDecisionReason}`
+    (https://code.claude.com/docs/en/hooks, "PreToolUse" → "PreToolUse decision control";
+    a deny reason is shown to Claude, and hooks run before the permission rules are checked,
+    so allowed and read-only commands are seen too — REAL-CLIENT.md "Hooks").
+    """
     if data.get("tool_name", "Bash") != "Bash":
         return None
     tool_input = data.get("tool_input")
@@ -1017,7 +1024,13 @@ def _job_id(*dicts) -> str | None:
 
 
 def post_tool_use(data: dict, environ) -> None:
-    """PostToolUse(CronCreate|CronDelete|CronList): keep the broker's loop records true."""
+    """PostToolUse(CronCreate|CronDelete|CronList): keep the broker's loop records true.
+
+    Reads `tool_name`, `tool_input`, `tool_response` and `session_id`
+    (https://code.claude.com/docs/en/hooks, "PostToolUse input"; the Cron* shapes are in the
+    module docstring). PostToolUse runs only after a tool succeeded, so a failed CronDelete
+    changes nothing. No output.
+    """
     tool = data.get("tool_name")
     if tool not in ("CronCreate", "CronDelete", "CronList"):
         return None
@@ -1128,7 +1141,12 @@ def identity_context(br, agent: dict, source: str | None) -> str:
 def session_start(data: dict, environ) -> dict | None:
     """SessionStart: restore the agent's identity; on `startup`, end the session-only loops
     of earlier sessions (they died with their claude process). An input without `source` is
-    not a SessionStart input: silent."""
+    not a SessionStart input: silent.
+
+    Reads `source` (`startup`, `resume`, `clear`, `compact`) and `session_id`; answers with
+    `hookSpecificOutput` `{hookEventName: "SessionStart", additionalContext}`
+    (https://code.claude.com/docs/en/hooks, "SessionStart" → "SessionStart decision control").
+    """
     source = data.get("source")
     if not isinstance(source, str):
         return None
@@ -1149,7 +1167,14 @@ def session_start(data: dict, environ) -> dict | None:
 
 
 def stop(data: dict, environ) -> dict | None:
-    """Stop: un-acked messages → block once per newest un-acked task, naming the poll command."""
+    """Stop: un-acked messages → block once per newest un-acked task, naming the poll command.
+
+    Reads `stop_hook_active` (true when a Stop hook already made Claude continue this turn:
+    then never block); answers with top-level `{decision: "block", reason}`, the reason being
+    Claude's next instruction (https://code.claude.com/docs/en/hooks, "Stop" → "Stop decision
+    control"). "Once" is `note_once(agent, "stop", <newest un-acked task id>)`: the same
+    backlog does not block twice, a new message can block again.
+    """
     if data.get("stop_hook_active"):
         return None
     br, agent = open_agent(environ)

@@ -692,3 +692,11 @@ def test_unicode_names_survive_any_locale(fleet):
     assert rc == 0 and err == ""
     text = context(out)
     assert "レビュー係 ✓" in text and "проверяет код" in text and m in text
+
+
+def test_poll_command_matches_the_members_module():
+    sys.path.insert(0, str(ROOT))
+    from cafleet import hooks, members
+
+    f, a = "3f2b8c1e-0000-4000-8000-000000000001", "3f2b8c1e-0000-4000-8000-000000000002"
+    assert hooks.poll_command(f, a) == members.poll_command(f, a)
