@@ -38,7 +38,6 @@ class StandIn:
         self.agent_id = os.environ.get("CAFLEET_AGENT_ID", "")
         self.director_id = os.environ.get("CAFLEET_DIRECTOR_ID", "")
         self.log_path = os.environ.get("CAFLEET_STANDIN_LOG")
-        self.skip_next_line = False
 
     # -- io ------------------------------------------------------------------
 
@@ -114,9 +113,6 @@ class StandIn:
 
     def handle(self, line: str) -> bool:
         """React to one input line; False means quit."""
-        if self.skip_next_line:  # line 2 of a preview: the body, already polled
-            self.skip_next_line = False
-            return True
         if line.strip() == "/exit":
             self.say("bye")
             return False
@@ -124,8 +120,8 @@ class StandIn:
             self.say(f"Director received: {line}")
             return True
         if line.startswith("[cafleet]"):
-            self.skip_next_line = True
-            self.say(f"preview: {line}")
+            body_line = self.read_line()  # line 2 of the preview: the body, read in full by polling
+            self.say(f"preview: {line}\n         {body_line}")
             self.poll_and_answer()
         elif line.startswith("!"):
             cmd = line[1:].strip()
