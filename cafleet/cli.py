@@ -327,7 +327,7 @@ def fleet_delete(fleet_id: str, force: bool) -> None:
     result = broker.delete_fleet(fleet_id)
     result["killed_panes"] = killed
     text = (f"fleet {fleet_id} was already deleted" if result["already_deleted"]
-            else f"fleet {fleet_id} deleted; {len(result["deregistered"])} agent(s) deregistered"
+            else f"fleet {fleet_id} deleted; {len(result['deregistered'])} agent(s) deregistered"
             + (f"; killed panes {' '.join(killed)}" if killed else ""))
     _emit(result, text)
 
