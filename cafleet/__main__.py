@@ -1,5 +1,5 @@
-"""`python -m cafleet` runs the CLI."""
+"""`python -m cafleet` runs the CLI, exactly as the `cafleet` console script does."""
 
-from cafleet.cli import main
+from cafleet.entry import main
 
 main()

@@ -11,13 +11,12 @@ Global flags go before the subcommand (`cafleet --fleet-id F --json message poll
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 import click
 
-from cafleet import __version__
+from cafleet import __version__, render
 from cafleet.errors import CafleetError, UsageError
 
 BACKEND_CHOICES = ("claude", "codex", "opencode")
@@ -117,13 +116,6 @@ def _repeated_flag(args: list[str]) -> str | None:
     return None
 
 
-def _print_error(message: str, code: str, as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False), err=True)
-    else:
-        click.echo(f"Error: {message}", err=True)
-
-
 class RootGroup(click.Group):
     """Turns every expected fault into `Error: …` (or JSON) and the contract's exit code."""
 
@@ -138,18 +130,18 @@ class RootGroup(click.Group):
             result = super().main(args=args, prog_name=prog_name or "cafleet", standalone_mode=False, **extra)
             code = result if isinstance(result, int) else 0
         except CafleetError as e:
-            _print_error(e.message, e.code, as_json)
+            render.echo_error(e.message, e.code, as_json)
             code = e.exit_code
         except click.UsageError as e:
-            _print_error(e.format_message(), "usage", as_json)
+            render.echo_error(e.format_message(), "usage", as_json)
             if not as_json and e.ctx is not None:
                 click.echo(f"Try '{e.ctx.command_path} --help' for help.", err=True)
             code = 2
         except click.ClickException as e:
-            _print_error(e.format_message(), "error", as_json)
+            render.echo_error(e.format_message(), "error", as_json)
             code = e.exit_code
         except click.exceptions.Abort:
-            _print_error("aborted", "aborted", as_json)
+            render.echo_error("aborted", "aborted", as_json)
             code = 1
         except BrokenPipeError:
             sys.stderr.close()  # the reader went away (`| head`): nothing left to say
@@ -157,14 +149,7 @@ class RootGroup(click.Group):
         except KeyboardInterrupt:
             code = 130
         except Exception as e:  # an unexpected fault: one line, no traceback unless asked
-            if os.environ.get("CAFLEET_DEBUG"):
-                raise
-            if type(e).__module__.startswith("sqlite3"):
-                _print_error(f"database error: {e}", "database", as_json)
-            else:
-                _print_error(f"internal error: {type(e).__name__}: {e} (set CAFLEET_DEBUG=1 for a traceback)",
-                             "internal", as_json)
-            code = 1
+            code = render.echo_unexpected(e, as_json)
         if standalone_mode:
             sys.exit(code)
         return code
@@ -200,21 +185,11 @@ def _state() -> State:
 def _emit(data, text) -> None:
     """Print `data` as JSON under `--json`, else `text` (a string or a callable making one)."""
     if _state().json:
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        render.echo_json(data)
     else:
         out = text() if callable(text) else text
         if out:
-            _echo_text(out)
-
-
-def _echo_text(out: str) -> None:
-    """Print text output. Piped (how agents read it) it goes out verbatim — `click.echo`
-    would strip ANSI sequences from message bodies; on a terminal, control characters other
-    than newline and tab are shown escaped (`\\x1b`) so a message cannot drive the terminal."""
-    if sys.stdout.isatty():
-        out = "".join(ch if ch in "\n\t" or (" " <= ch != "\x7f" and not "\x80" <= ch <= "\x9f")
-                      else ch.encode("unicode_escape").decode("ascii") for ch in out)
-    click.echo(out, color=True)
+            render.echo_text(out)
 
 
 def _fmt_placement(p: dict | None) -> str:
@@ -547,28 +522,9 @@ def message() -> None:
 
 
 def _push(task: dict) -> dict:
-    """Best-effort inline preview into the recipient's pane; never raises."""
-    recipient = task.get("recipient") or {}
-    placement = recipient.get("placement") or {}
-    if recipient.get("agent_id") == task["sender_agent_id"]:
-        return {"notified": False, "pane_id": None, "reason": "self-send"}
-    if not placement.get("pane_id"):
-        return {"notified": False, "pane_id": None, "reason": "recipient has no pane"}
-    try:
-        from cafleet import members
+    from cafleet import members
 
-        return members.push_preview(task)
-    except Exception as e:  # the push must never fail the send
-        return {"notified": False, "pane_id": placement.get("pane_id"), "reason": f"push failed: {e}"}
-
-
-def _task_json(t: dict) -> dict:
-    return {k: t[k] for k in ("task_id", "fleet_id", "sender_agent_id", "sender_name", "recipient_agent_id",
-                              "recipient_name", "body", "state", "created_at", "updated_at")}
-
-
-def _push_text(p: dict) -> str:
-    return f"notified pane {p['pane_id']}" if p["notified"] else f"no pane notified ({p['reason']})"
+    return members.push_preview(task)
 
 
 @message.command("send")
@@ -581,7 +537,7 @@ def message_send(agent_id: str, to: str, text: str) -> None:
     state = _state()
     task = state.fleet_broker("message send").send(state.fleet_id, agent_id, to, text)
     push = _push(task)
-    _emit({**_task_json(task), "push": push}, f"{task['task_id']}\n{_push_text(push)}")
+    _emit({**render.task_json(task), "push": push}, render.send_text(task, push))
 
 
 @message.command("broadcast")
@@ -591,8 +547,8 @@ def message_broadcast(agent_id: str, text: str) -> None:
     """One task for every other active agent of the fleet, each pushed like `send`."""
     state = _state()
     tasks = state.fleet_broker("message broadcast").broadcast(state.fleet_id, agent_id, text)
-    out = [{**_task_json(t), "push": _push(t)} for t in tasks]
-    _emit(out, lambda: "\n".join(f"{t['task_id']} to {t['recipient_name']}: {_push_text(t['push'])}" for t in out)
+    out = [{**render.task_json(t), "push": _push(t)} for t in tasks]
+    _emit(out, lambda: "\n".join(f"{t['task_id']} to {t['recipient_name']}: {render.push_text(t['push'])}" for t in out)
           or "No other agents in the fleet; nothing sent.")
 
 
@@ -604,17 +560,7 @@ def message_poll(agent_id: str, limit: int | None) -> None:
     state = _state()
     tasks = state.fleet_broker("message poll").poll(state.fleet_id, agent_id, limit)
 
-    def text() -> str:
-        if not tasks:
-            return "No un-acked messages."
-        parts = [f"{len(tasks)} un-acked message{'s' if len(tasks) != 1 else ''}, newest first "
-                 "(ack each with `message ack --task-id`):"]
-        for t in tasks:
-            parts.append(f"--- task {t['task_id']} from {t['sender_name']} ({t['sender_agent_id']}) at {t['created_at']}")
-            parts.append(t["body"])
-        return "\n".join(parts)
-
-    _emit([_task_json(t) for t in tasks], text)
+    _emit([render.task_json(t) for t in tasks], lambda: render.poll_text(tasks))
 
 
 @message.command("ack")
@@ -624,7 +570,7 @@ def message_ack(agent_id: str, task_ids: tuple[str, ...]) -> None:
     """Mark tasks addressed to you completed. Acking twice is harmless."""
     state = _state()
     results = state.fleet_broker("message ack").ack(state.fleet_id, agent_id, list(task_ids))
-    _emit(results, "\n".join(f"acked {r['task_id']}" + (" (already)" if r["already_acked"] else "") for r in results))
+    _emit(results, lambda: render.ack_text(results))
 
 
 @message.command("cancel")
@@ -634,7 +580,7 @@ def message_cancel(agent_id: str, task_id: str) -> None:
     """Retract a task you sent, before its recipient acks it."""
     state = _state()
     t = state.fleet_broker("message cancel").cancel(state.fleet_id, agent_id, task_id)
-    _emit(_task_json(t), f"canceled {t['task_id']}")
+    _emit(render.task_json(t), f"canceled {t['task_id']}")
 
 
 @message.command("show")
@@ -644,7 +590,7 @@ def message_show(agent_id: str, task_id: str) -> None:
     """One task, for its sender or recipient."""
     state = _state()
     t = state.fleet_broker("message show").show_task(state.fleet_id, agent_id, task_id)
-    _emit(_task_json(t), lambda: "\n".join([
+    _emit(render.task_json(t), lambda: "\n".join([
         f"task {t['task_id']} ({t['state']})",
         f"from {t['sender_name']} ({t['sender_agent_id']}) to {t['recipient_name']} ({t['recipient_agent_id']})",
         f"created {t['created_at']}, updated {t['updated_at']}", "", t["body"]]))
@@ -688,7 +634,7 @@ def permissions_cmd(agent_id: str, role: str | None, per_member: bool, write_pat
         data = {"path": os.path.abspath(write_path), "added": added, "permissions": rules}
         _emit(data, f"{os.path.abspath(write_path)}: added {sum(len(v) for v in added.values())} rules")
         return
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    render.echo_json(data)
 
 
 @cli.command("doctor")

@@ -328,14 +328,27 @@ def push_preview(task: dict) -> dict:
     """Type the 2-line inline preview of `task` into its recipient's pane, then Enter.
 
     `task` is a `Broker.send` row (with `recipient` and its placement). Best effort: returns
-    `{notified, pane_id, reason}` and raises nothing for a dead pane or a missing tmux.
+    `{notified, pane_id, reason}` and never raises — a self-send, a recipient without a pane,
+    a dead pane, a missing tmux or any other fault only skips the preview. libtmux is
+    imported only when there is a pane to type into.
     """
-    from cafleet import tmux
-
-    placement = (task.get("recipient") or {}).get("placement") or {}
+    recipient = task.get("recipient") or {}
+    placement = recipient.get("placement") or {}
     pane_id = placement.get("pane_id")
+    if recipient.get("agent_id") == task["sender_agent_id"]:
+        return {"notified": False, "pane_id": None, "reason": "self-send"}
     if not pane_id:
         return {"notified": False, "pane_id": None, "reason": "recipient has no pane"}
+    try:
+        return _type_preview(task, placement)
+    except Exception as e:  # the push must never fail the send
+        return {"notified": False, "pane_id": pane_id, "reason": f"push failed: {e}"}
+
+
+def _type_preview(task: dict, placement: dict) -> dict:
+    from cafleet import tmux
+
+    pane_id = placement["pane_id"]
     line1, line2 = keystrokes.preview_lines(task["task_id"], task["sender_name"], task["sender_agent_id"], task["body"])
     try:
         if not tmux.pane_alive(placement["tmux_socket"], pane_id):

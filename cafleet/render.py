@@ -1,0 +1,93 @@
+"""How cafleet prints: text and JSON shapes shared by the click CLI (`cli.py`) and the
+click-free fast path (`fastpath.py`), so both print byte-identical output. Stdlib only.
+
+Text goes out verbatim when stdout is piped (how agents read it); on a terminal, control
+characters other than newline and tab are shown escaped (`\\x1b`) so a message body cannot
+drive the terminal. JSON output is indented, non-ASCII kept, control characters escaped.
+"""
+
+from __future__ import annotations
+
+import sys
+
+TASK_FIELDS = ("task_id", "fleet_id", "sender_agent_id", "sender_name", "recipient_agent_id",
+               "recipient_name", "body", "state", "created_at", "updated_at")
+
+
+def task_json(t: dict) -> dict:
+    """The public JSON shape of a task row."""
+    return {k: t[k] for k in TASK_FIELDS}
+
+
+def push_text(p: dict) -> str:
+    """One line saying whether a send's preview reached a pane."""
+    return f"notified pane {p['pane_id']}" if p["notified"] else f"no pane notified ({p['reason']})"
+
+
+def send_text(task: dict, push: dict) -> str:
+    """`message send` text: line 1 the task id, line 2 the push outcome (never the body)."""
+    return f"{task['task_id']}\n{push_text(push)}"
+
+
+def poll_text(tasks: list[dict]) -> str:
+    """`message poll` text: one short line for an empty inbox, else a header and each task
+    (id, sender, time) followed by its full body."""
+    if not tasks:
+        return "No un-acked messages."
+    parts = [f"{len(tasks)} un-acked message{'s' if len(tasks) != 1 else ''}, newest first "
+             "(ack each with `message ack --task-id`):"]
+    for t in tasks:
+        parts.append(f"--- task {t['task_id']} from {t['sender_name']} ({t['sender_agent_id']}) at {t['created_at']}")
+        parts.append(t["body"])
+    return "\n".join(parts)
+
+
+def ack_text(results: list[dict]) -> str:
+    """`message ack` text: one line per task."""
+    return "\n".join(f"acked {r['task_id']}" + (" (already)" if r["already_acked"] else "") for r in results)
+
+
+def echo_text(out: str, stream=None) -> None:
+    """Print text output (see module docstring) with a final newline."""
+    stream = stream or sys.stdout
+    if stream.isatty():
+        out = "".join(ch if ch in "\n\t" or (" " <= ch != "\x7f" and not "\x80" <= ch <= "\x9f")
+                      else ch.encode("unicode_escape").decode("ascii") for ch in out)
+    stream.write(out + "\n")
+    stream.flush()
+
+
+def echo_json(data, stream=None) -> None:
+    """Print `data` as indented JSON with a final newline."""
+    import json
+
+    stream = stream or sys.stdout
+    stream.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    stream.flush()
+
+
+def echo_error(message: str, code: str, as_json: bool) -> None:
+    """An error on stderr: `Error: …`, or with `--json` `{"error": {"code", "message"}}`."""
+    if as_json:
+        import json
+
+        line = json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False)
+    else:
+        line = f"Error: {message}"
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def echo_unexpected(e: Exception, as_json: bool) -> int:
+    """Report an unexpected exception in one line (no traceback unless `$CAFLEET_DEBUG` is
+    set, in which case it is re-raised). Returns the exit code, 1."""
+    import os
+
+    if os.environ.get("CAFLEET_DEBUG"):
+        raise e
+    if type(e).__module__.startswith("sqlite3"):
+        echo_error(f"database error: {e}", "database", as_json)
+    else:
+        echo_error(f"internal error: {type(e).__name__}: {e} (set CAFLEET_DEBUG=1 for a traceback)",
+                   "internal", as_json)
+    return 1
