@@ -27,7 +27,7 @@ import time
 
 from cafleet.errors import CafleetError, Conflict, DatabaseError, Forbidden, NotFound, UsageError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_BODY_BYTES = 64 * 1024
 """Largest message body, in bytes of UTF-8. A larger one is refused before anything is stored."""
 MAX_NAME_CHARS = 200
@@ -171,6 +171,12 @@ _MIGRATIONS = {
         PRIMARY KEY (agent_id, kind, key)
     );
     """,
+    # 2: the pid of the pane's process when the placement was recorded. tmux numbers panes
+    # per server (%0, %1, …), so after a server restart `%N` on the same socket can be a
+    # stranger's pane; a pane whose pid differs is not the agent's.
+    2: """
+    ALTER TABLE placements ADD COLUMN pane_pid INTEGER;
+    """,
 }
 assert max(_MIGRATIONS) == SCHEMA_VERSION
 
@@ -293,6 +299,15 @@ class Broker:
                         self.conn.execute(statement)
                 self.conn.execute(f"PRAGMA user_version = {target}")
 
+    def check(self) -> list[str]:
+        """`PRAGMA quick_check`: [] when the file is sound, else SQLite's findings (reads
+        every page, so it is for `db init`, not for every call)."""
+        try:
+            rows = [r[0] for r in self.conn.execute("PRAGMA quick_check").fetchall()]
+        except sqlite3.Error as e:
+            return [str(e)]
+        return [] if rows == ["ok"] else rows
+
     def schema_version(self) -> int:
         """The file's `PRAGMA user_version`."""
         return self.conn.execute("PRAGMA user_version").fetchone()[0]
@@ -325,7 +340,8 @@ class Broker:
                 try:
                     conn.execute("COMMIT")
                 except sqlite3.Error as e:
-                    conn.execute("ROLLBACK")
+                    if conn.in_transaction:  # a failed COMMIT (disk full…) may already have rolled back
+                        conn.execute("ROLLBACK")
                     raise _translate(e, self.broker.path) from None
                 return False
             if conn.in_transaction:
@@ -354,7 +370,7 @@ class Broker:
     def create_fleet(self, name: str | None = None, coding_agent: str = "claude", placement: dict | None = None) -> dict:
         """Create a fleet and its root Director (named `Director`).
 
-        `placement`: `{tmux_socket, session_name, window_id, pane_id}` of the calling pane, or
+        `placement`: `{tmux_socket, session_name, window_id, pane_id, pane_pid}` of the calling pane, or
         None outside tmux. Returns `get_fleet()`'s shape plus `director` (the agent row with
         its `placement`).
         """
@@ -378,9 +394,8 @@ class Broker:
 
     def _insert_placement(self, c, agent_id, fleet_id, placement, coding_agent, ts) -> None:
         c.execute(
-            "INSERT OR REPLACE INTO placements"
-            " (agent_id, fleet_id, tmux_socket, session_name, window_id, pane_id, coding_agent, created_at)"
-            " VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT OR REPLACE INTO placements (agent_id, fleet_id, tmux_socket, session_name, window_id,"
+            " pane_id, pane_pid, coding_agent, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
             (
                 agent_id,
                 fleet_id,
@@ -388,6 +403,7 @@ class Broker:
                 placement["session_name"],
                 placement["window_id"],
                 placement.get("pane_id"),
+                placement.get("pane_pid"),
                 coding_agent,
                 ts,
             ),
@@ -441,13 +457,14 @@ class Broker:
         "SELECT a.agent_id, a.fleet_id, a.name, a.description, a.role, a.parent_agent_id, a.coding_agent,"
         " a.status, a.created_at, a.last_seen, a.deregistered_at,"
         " p.agent_id AS p_agent, p.tmux_socket AS p_tmux_socket, p.session_name AS p_session_name,"
-        " p.window_id AS p_window_id, p.pane_id AS p_pane_id, p.coding_agent AS p_coding_agent"
+        " p.window_id AS p_window_id, p.pane_id AS p_pane_id, p.pane_pid AS p_pane_pid,"
+        " p.coding_agent AS p_coding_agent"
         " FROM agents a LEFT JOIN placements p ON p.agent_id = a.agent_id"
     )
 
     def _agents(self, where: str, params) -> list[dict]:
         """Agent rows with `placement` = `{tmux_socket, session_name, window_id, pane_id,
-        coding_agent}` or None."""
+        pane_pid, coding_agent}` or None."""
         out = []
         for row in self._rows(self._AGENT_SELECT + " WHERE " + where, params):
             has_placement = row.pop("p_agent") is not None
@@ -542,7 +559,8 @@ class Broker:
 
     def set_placement(self, fleet_id: str, agent_id: str, placement: dict, coding_agent: str) -> None:
         """Record or replace an agent's pane: `placement` = `{tmux_socket, session_name,
-        window_id, pane_id}` (`pane_id` None while the pane is being created)."""
+        window_id, pane_id, pane_pid}` (`pane_id` None while the pane is being created;
+        `pane_pid` None when unknown)."""
         with self._write() as c:
             self.get_agent(fleet_id, agent_id)
             self._insert_placement(c, agent_id, fleet_id, placement, coding_agent, now())
@@ -568,6 +586,7 @@ class Broker:
         where = "a.fleet_id = ? AND a.role = 'member' AND a.status = 'active'"
         params: tuple = (fleet_id,)
         if director_id is not None:
+            self.get_agent(fleet_id, director_id)
             where += " AND a.parent_agent_id = ?"
             params += (director_id,)
         rows = self._agents(where, params)

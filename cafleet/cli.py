@@ -214,8 +214,14 @@ def db() -> None:
 
 @db.command("init")
 def db_init() -> None:
-    """Create (or migrate) the DB file; idempotent. Prints its path and schema version."""
+    """Create (or migrate) the DB file and check it; idempotent. Prints its path and schema
+    version; exit 1 if SQLite finds the file damaged."""
+    from cafleet.errors import DatabaseError
+
     broker = _state().broker()
+    problems = broker.check()
+    if problems:
+        raise DatabaseError(f"{broker.path} is damaged: {'; '.join(problems[:5])}; move it aside to start fresh")
     _emit({"path": broker.path, "schema_version": broker.schema_version()},
           f"{broker.path}\nschema version {broker.schema_version()}")
 
@@ -242,14 +248,15 @@ def fleet_create(name: str | None, coding_agent: str) -> None:
     if os.environ.get("TMUX") and os.environ.get("TMUX_PANE"):
         from cafleet import tmux
 
+        from cafleet.members import placement_of
+
         pane = tmux.current_pane()
         if pane is not None:
-            placement = {"tmux_socket": pane.socket_path, "session_name": pane.session_name,
-                         "window_id": pane.window_id, "pane_id": pane.pane_id}
+            placement = placement_of(pane)
+    f = _state().broker().create_fleet(name, coding_agent, placement)
     if placement is None:
         click.echo("Warning: not inside tmux ($TMUX_PANE unset): the Director has no pane, so it "
                    "cannot spawn members. Run this inside tmux to place it.", err=True)
-    f = _state().broker().create_fleet(name, coding_agent, placement)
     d = f["director"]
     data = {"fleet_id": f["fleet_id"], "name": f["name"], "created_at": f["created_at"],
             "director": {"agent_id": d["agent_id"], "name": d["name"], "coding_agent": coding_agent,

@@ -46,6 +46,7 @@ class Demo:
         self.env["PATH"] = self._standin_bin() + os.pathsep + self.env.get("PATH", "")
         self.env["CAFLEET_STANDIN_LOG"] = os.path.join(self.tmp, "standin.log")
         self.director_env: dict[str, str] = {}
+        self.socket_path: str | None = None
         self.started = time.monotonic()
 
     # -- plumbing --------------------------------------------------------------
@@ -106,7 +107,7 @@ class Demo:
         self.tmux("new-session", "-d", "-s", "demo", "-x", "200", "-y", "50", "-e",
                   f"CAFLEET_DB={self.env['CAFLEET_DB']}", sys.executable, "-m", "cafleet.standin", "--director")
         pane = self.tmux("display-message", "-p", "-t", "demo", "#{pane_id}")
-        socket = self.tmux("display-message", "-p", "-t", "demo", "#{socket_path}")
+        socket = self.socket_path = self.tmux("display-message", "-p", "-t", "demo", "#{socket_path}")
         self.director_env = {"TMUX": f"{socket},0,0", "TMUX_PANE": pane}
         self.report(f"  tmux -L {self.server}: Director pane {pane}")
 
@@ -174,6 +175,11 @@ class Demo:
             self.report(f"kept: tmux -L {self.server} attach   (DB {self.env['CAFLEET_DB']})")
             return
         subprocess.run(["tmux", "-L", self.server, "kill-server"], capture_output=True)
+        if self.socket_path:  # tmux 3.3a leaves the socket file behind on kill-server
+            try:
+                os.unlink(self.socket_path)
+            except OSError:
+                pass
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 

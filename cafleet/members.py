@@ -82,25 +82,45 @@ def _pane(m: dict) -> tuple[str, str]:
     return p["tmux_socket"], p["pane_id"]
 
 
-def _live_pane(m: dict) -> tuple[str, str]:
-    """(socket, pane_id) of a member whose pane is alive, else `Conflict`."""
+def pane_state(placement: dict | None) -> str:
+    """Where an agent's pane stands: `pending` (no pane id yet), `alive`, `dead` (kept by
+    remain-on-exit, its process ended) or `gone` (no such pane — or a pane with that id whose
+    process is not the one recorded: after a tmux server restart `%N` names a stranger's pane).
+    Raises `TmuxError` only when tmux itself is missing or failing."""
     from cafleet import tmux
 
+    if not placement or not placement.get("pane_id"):
+        return "pending"
+    info = tmux.pane_info(placement["tmux_socket"], placement["pane_id"])
+    if info is None:
+        return "gone"
+    recorded = placement.get("pane_pid")
+    if recorded is not None and info.pid != recorded:
+        return "gone"
+    return "dead" if info.dead else "alive"
+
+
+def placement_of(pane) -> dict:
+    """The placement row for a `tmux.PaneRef`, with the pid of the pane's process."""
+    from cafleet import tmux
+
+    return {"tmux_socket": pane.socket_path, "session_name": pane.session_name, "window_id": pane.window_id,
+            "pane_id": pane.pane_id, "pane_pid": tmux.pane_pid(pane.socket_path, pane.pane_id)}
+
+
+def _live_pane(m: dict) -> tuple[str, str]:
+    """(socket, pane_id) of a member whose pane is alive, else `Conflict`."""
     socket, pane_id = _pane(m)
-    if not tmux.pane_alive(socket, pane_id):
+    if pane_state(m["placement"]) != "alive":
         raise Conflict(f"member {m['agent_id']}'s pane {pane_id} is dead or gone; "
                        "see `member list`, and `member delete --force` to clean it up")
     return socket, pane_id
 
 
 def pane_status(m: dict) -> str:
-    """`alive`, `dead` or `pending` for an agent row with a placement."""
-    from cafleet import tmux
-
-    p = m["placement"]
-    if not p or not p.get("pane_id"):
-        return "pending"
-    return "alive" if tmux.pane_alive(p["tmux_socket"], p["pane_id"]) else "dead"
+    """`alive`, `dead` or `pending` for an agent row (a pane that is gone counts as dead)."""
+    state = pane_state(m["placement"])
+    return "dead" if state == "gone" else state
 
 
 def _rebalance(placement: dict | None) -> None:
@@ -139,10 +159,14 @@ def create(
     from cafleet import backends, tmux
 
     backend = backends.get(coding_agent)
+    backend.check_model(model)
     if backends.which(coding_agent) is None:
         raise CafleetError(f"`{backend.binary}` (the {coding_agent} backend) is not on PATH; install it, "
                            "or choose another --coding-agent")
     director = _director(broker, fleet_id, director_id)
+    if pane_state(director["placement"]) != "alive":
+        raise Conflict(f"the Director's pane {director['placement']['pane_id']} is dead or gone; "
+                       "members are split from it, so run cafleet from a live Director pane")
     dp = director["placement"]
     pending = {"tmux_socket": dp["tmux_socket"], "session_name": dp["session_name"],
                "window_id": dp["window_id"], "pane_id": None}
@@ -161,10 +185,10 @@ def create(
         env = {"PATH": os.environ.get("PATH", os.defpath), **backend.spawn_env(identity)}
         director_pane = tmux.PaneRef(socket_path=dp["tmux_socket"], session_name=dp["session_name"],
                                      window_id=dp["window_id"], pane_id=dp["pane_id"])
-        pane = tmux.split_window(director_pane, argv, env, os.getcwd())
-        broker.set_placement(fleet_id, m["agent_id"], {
-            "tmux_socket": pane.socket_path, "session_name": pane.session_name,
-            "window_id": pane.window_id, "pane_id": pane.pane_id}, coding_agent)
+        pane = tmux.split_window(director_pane, argv, env, os.getcwd(), keep_on_exit=True)
+        placement = placement_of(pane)
+        _check_started(placement, backend.binary)
+        broker.set_placement(fleet_id, m["agent_id"], placement, coding_agent)
         _rebalance(dp)
         return broker.get_agent(fleet_id, m["agent_id"])
     except BaseException:
@@ -175,6 +199,30 @@ def create(
                 pass
         broker.delete_agent_row(fleet_id, m["agent_id"])
         raise
+
+
+SPAWN_GRACE = 0.5
+"""Seconds a new member's process must stay up for its spawn to count as started. A
+backend that rejects its argv or cannot start exits well within this."""
+
+
+def _check_started(placement: dict, binary: str) -> None:
+    """Raise `CafleetError` (with the process's last output) if the member's process exits
+    within `SPAWN_GRACE`. The pane was split with remain-on-exit on, so that output can be
+    read; once the process has lasted, the pane gets tmux's default back (it closes when its
+    process ends)."""
+    from cafleet import tmux
+
+    socket, pane_id = placement["tmux_socket"], placement["pane_id"]
+    deadline = time.monotonic() + SPAWN_GRACE
+    while time.monotonic() < deadline and pane_state(placement) == "alive":
+        time.sleep(0.05)
+    state = pane_state(placement)
+    if state != "alive":
+        output = _tail(socket, pane_id) if state == "dead" else "(the pane is gone)"
+        raise CafleetError(f"`{binary}` exited right after it started, so the member was not created. "
+                           f"Its last output:\n{output}")
+    tmux.set_remain_on_exit(socket, pane_id, False)
 
 
 def list_members(broker: Broker, fleet_id: str, director_id: str | None = None) -> list[dict]:
@@ -263,18 +311,15 @@ def delete(broker: Broker, fleet_id: str, member_id: str, *, force: bool = False
     m = _member(broker, fleet_id, member_id)
     placement = m["placement"]
     pane_id = (placement or {}).get("pane_id")
+    state = pane_state(placement)
     how = "already gone"
-    if pane_id:
+    if state in ("alive", "dead"):
         socket = placement["tmux_socket"]
-        alive = tmux.pane_alive(socket, pane_id)
-        if force:
-            if tmux.kill_pane(socket, pane_id):
-                how = "killed"
-        elif alive:
+        if state == "alive" and not force:
             backend = backends.get(m["coding_agent"] or "claude")
             tmux.type_line(socket, pane_id, backend.exit_command)
             deadline = time.monotonic() + timeout
-            while tmux.pane_alive(socket, pane_id):
+            while (state := pane_state(placement)) == "alive":
                 if time.monotonic() >= deadline:
                     tail = _tail(socket, pane_id)
                     raise Timeout(
@@ -284,21 +329,26 @@ def delete(broker: Broker, fleet_id: str, member_id: str, *, force: bool = False
                     )
                 time.sleep(DELETE_POLL_INTERVAL)
             how = "exited"
-            tmux.kill_pane(socket, pane_id)  # a pane kept by remain-on-exit
-        else:
-            tmux.kill_pane(socket, pane_id)
+            if state == "dead":
+                tmux.kill_pane(socket, pane_id)  # a pane kept by remain-on-exit
+        elif tmux.kill_pane(socket, pane_id) and state == "alive":
+            how = "killed"
     broker.deregister_agent(fleet_id, member_id)
     _rebalance(placement)
     return {"agent_id": member_id, "pane_id": pane_id, "how": how}
 
 
 def _tail(socket: str, pane_id: str, lines: int = 15) -> str:
+    """The last `lines` non-blank lines of a pane, without tmux's `Pane is dead …` notice
+    (a pane kept by remain-on-exit pads the screen with blank rows below the output)."""
     from cafleet import tmux
 
     try:
-        return tmux.capture(socket, pane_id, lines)
+        text = tmux.capture(socket, pane_id, 500)
     except CafleetError as e:
         return f"(could not capture the pane: {e.message})"
+    rows = [r for r in text.splitlines() if r.strip() and not r.startswith("Pane is dead")]
+    return "\n".join(rows[-lines:]) or "(no output)"
 
 
 def clear_panes_for_fleet_delete(broker: Broker, fleet_id: str, *, force: bool) -> list[str]:
@@ -351,7 +401,7 @@ def _type_preview(task: dict, placement: dict) -> dict:
     pane_id = placement["pane_id"]
     line1, line2 = keystrokes.preview_lines(task["task_id"], task["sender_name"], task["sender_agent_id"], task["body"])
     try:
-        if not tmux.pane_alive(placement["tmux_socket"], pane_id):
+        if pane_state(placement) != "alive":
             return {"notified": False, "pane_id": pane_id, "reason": "recipient's pane is dead or gone"}
         tmux.type_line(placement["tmux_socket"], pane_id, line1 + "\n" + line2)
     except CafleetError as e:

@@ -31,15 +31,15 @@ def tick_prompt(fleet_id: str, director_id: str) -> str:
     )
 
 
-def director_pane(broker: Broker, fleet_id: str, director_id: str | None) -> tuple[str, str, str]:
-    """(director_id, socket, pane_id) of the Director to tick. `Conflict` if it has no pane."""
+def director_pane(broker: Broker, fleet_id: str, director_id: str | None) -> tuple[str, dict]:
+    """(director_id, placement) of the Director to tick. `Conflict` if it has no pane."""
     if director_id is None:
         director_id = broker.get_fleet(fleet_id)["director_agent_id"]
     d = broker.get_agent(fleet_id, director_id)
     p = d["placement"]
     if not p or not p.get("pane_id"):
         raise Conflict(f"agent {director_id} has no tmux pane to tick")
-    return director_id, p["tmux_socket"], p["pane_id"]
+    return director_id, p
 
 
 def tick_once(broker: Broker, fleet_id: str, director_id: str | None = None,
@@ -47,9 +47,11 @@ def tick_once(broker: Broker, fleet_id: str, director_id: str | None = None,
     """One tick. Returns `typed` or `busy` (skipped). Raises `NotFound` for a deleted fleet,
     `Conflict` when the Director's pane is gone."""
     from cafleet import tmux
+    from cafleet.members import pane_state
 
-    director_id, socket, pane_id = director_pane(broker, fleet_id, director_id)
-    if not tmux.pane_alive(socket, pane_id):
+    director_id, placement = director_pane(broker, fleet_id, director_id)
+    socket, pane_id = placement["tmux_socket"], placement["pane_id"]
+    if pane_state(placement) != "alive":
         raise Conflict(f"the Director's pane {pane_id} is dead or gone")
     before = tmux.pane_snapshot_hash(socket, pane_id)
     time.sleep(probe_seconds)
@@ -70,8 +72,8 @@ def run(broker: Broker, fleet_id: str, *, director_id: str | None = None, every:
         try:
             outcome = tick_once(broker, fleet_id, director_id, probe_seconds)
         except NotFound:
-            if every is None:
-                raise
+            if every is None or _fleet_exists(broker, fleet_id):
+                raise  # an unknown --agent-id is an error, not the end of the fleet
             report(f"{_clock()} fleet {fleet_id} is gone; stopping")
             return typed
         except CafleetError as e:
@@ -89,6 +91,14 @@ def run(broker: Broker, fleet_id: str, *, director_id: str | None = None, every:
         if every is None or (max_ticks is not None and attempts >= max_ticks):
             return typed
         time.sleep(max(0.0, every - (time.monotonic() - started)))
+
+
+def _fleet_exists(broker: Broker, fleet_id: str) -> bool:
+    try:
+        broker.get_fleet(fleet_id)
+        return True
+    except NotFound:
+        return False
 
 
 def _clock() -> str:

@@ -77,6 +77,8 @@ _GONE_MARKERS = (
     "can't find pane",
     "can't find window",
     "can't find session",
+    "no such pane",
+    "no such window",
 )
 
 __all__ = [
@@ -346,8 +348,15 @@ def split_window(
     argv: Sequence[str],
     env: Mapping[str, str],
     cwd: str | None,
+    keep_on_exit: bool = False,
 ) -> PaneRef:
     """Split the Director's pane and start `argv` in the new pane; return the new pane.
+
+    With `keep_on_exit` the new pane is born with ``remain-on-exit on``, so the output of a
+    process that exits at once can still be captured: the window option is set for the
+    split and restored to exactly what it was right after (the new pane keeps its own
+    pane-level copy); for those few milliseconds another pane of the window that ends would
+    also be kept.
 
     tmux(1) split-window flags: ``-d`` (the new pane is not made active), ``-P -F FORMAT``
     (print the new pane's id, window id and session), ``-t`` (the Director's pane), ``-h``
@@ -387,6 +396,20 @@ def split_window(
             f"the Director's pane {director.pane_id} is gone (socket {director.socket_path})"
         )
     horizontal = info.width >= 2 * info.height
+    if keep_on_exit:
+        window_value = _run(director.socket_path, "show-options", "-w", "-q", "-v", "-t", info.window_id,
+                            "remain-on-exit")
+        _run(director.socket_path, "set-option", "-w", "-t", info.window_id, "remain-on-exit", "on")
+        try:
+            new = split_window(director, argv, env, cwd)
+            set_remain_on_exit(director.socket_path, new.pane_id, True)
+        finally:
+            if window_value and window_value[0]:
+                _run(director.socket_path, "set-option", "-w", "-t", info.window_id, "remain-on-exit",
+                     window_value[0])
+            else:
+                _run(director.socket_path, "set-option", "-w", "-u", "-t", info.window_id, "remain-on-exit")
+        return new
     try:
         out = _split(director, horizontal, tail)
     except TargetGone:
@@ -512,6 +535,18 @@ def pane_snapshot_hash(socket_path: str, pane_id: str, lines: int = 200) -> str 
         return hashlib.sha256(capture(socket_path, pane_id, lines).encode()).hexdigest()
     except TargetGone:
         return None
+
+
+def set_remain_on_exit(socket_path: str, pane_id: str, on: bool) -> bool:
+    """Keep (``on``) or close (off) the pane when its process exits: the pane option
+    ``remain-on-exit`` (tmux(1) OPTIONS, ``set-option -p -t %N``). A kept pane shows
+    ``#{pane_dead}`` 1 and can still be captured. Returns False if the pane is gone."""
+    _check_pane_id(pane_id)
+    try:
+        _run(socket_path, "set-option", "-p", "-t", pane_id, "remain-on-exit", "on" if on else "off")
+    except TargetGone:
+        return False
+    return True
 
 
 def kill_pane(socket_path: str, pane_id: str) -> bool:
