@@ -757,3 +757,27 @@ def test_body_round_trips_exactly(shared, body):
     with raw(path) as c:
         assert c.execute("SELECT body FROM tasks WHERE task_id = ?", (t["task_id"],)).fetchone()[0] == body
     b.ack(fid, r, [t["task_id"]])
+
+
+def test_a_version_1_file_migrates_forward_keeping_its_data(db_path):
+    """A DB written by schema 1 (no placements.pane_pid) opens, migrates to the current
+    version, and keeps its fleets, agents, placements and tasks."""
+    from cafleet import broker as broker_mod
+
+    db_path.parent.mkdir(mode=0o700)
+    conn = sqlite3.connect(str(db_path))
+    conn.executescript(broker_mod._MIGRATIONS[1])
+    fid, did = broker_mod.new_id(), broker_mod.new_id()
+    conn.execute("INSERT INTO fleets VALUES (?, 'old', ?, '2026-01-01T00:00:00.000Z', NULL)", (fid, did))
+    conn.execute("INSERT INTO agents (agent_id, fleet_id, name, role, created_at) VALUES (?, ?, 'Director',"
+                 " 'director', '2026-01-01T00:00:00.000Z')", (did, fid))
+    conn.execute("INSERT INTO placements (agent_id, fleet_id, tmux_socket, session_name, window_id, pane_id,"
+                 " coding_agent, created_at) VALUES (?, ?, '/tmp/s', 's', '@1', '%1', 'claude', 'x')", (did, fid))
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with Broker.open() as b:
+        assert b.schema_version() == SCHEMA_VERSION >= 2
+        d = b.get_agent(fid, did)
+        assert d["placement"]["pane_id"] == "%1" and d["placement"]["pane_pid"] is None
+        assert [f["name"] for f in b.list_fleets()] == ["old"]
