@@ -584,6 +584,60 @@ def test_missing_tmux_binary(tfleet, tmp_path):
     assert task_id in {r[0] for r in tfleet.db_rows("SELECT task_id FROM tasks")}
 
 
+def test_a_restarted_tmux_server_reusing_pane_ids_is_not_typed_into(tfleet, tmp_path):
+    """The tmux server dies and a new one starts on the same socket: tmux numbers panes per
+    server, so the member's `%N` now names a stranger's pane. cafleet must treat the member's
+    pane as gone: no push, capture, exec, ping or kill reaches the stranger."""
+    m = tfleet.add_member("Old")
+    pane = tfleet.pane_of(m)
+    assert tfleet.tmux("kill-server").returncode == 0
+    typed = tmp_path / "stranger.txt"
+    end = time.monotonic() + 10
+    while True:  # the old server may still be on its way out ("server exited unexpectedly")
+        first = subprocess.run(["tmux", "-S", tfleet.socket, "-f", "/dev/null", "new-session", "-d", "-s",
+                                "stranger", "-P", "-F", "#{pane_id}", "--", "sleep", "600"],
+                               capture_output=True, text=True, timeout=10)
+        if first.returncode == 0 or time.monotonic() > end:
+            break
+        time.sleep(0.1)
+    assert first.returncode == 0, first.stderr
+    panes = [first.stdout.strip()]
+    while pane not in panes:  # open panes until the member's old id names a stranger's pane
+        out = tfleet.tmux("split-window", "-d", "-t", panes[0], "-P", "-F", "#{pane_id}", "--", "sh", "-c",
+                          f"cat > {typed}")
+        assert out.returncode == 0, out.stderr
+        panes.append(out.stdout.strip())
+        tfleet.tmux("select-layout", "-t", panes[0], "tiled")
+        assert len(panes) < 10
+    F = ["--fleet-id", tfleet.fid]
+    rows = json.loads(tfleet.cafleet("--json", *F, "member", "list").stdout)
+    assert [r["pane_status"] for r in rows] == ["dead"]
+    p = tfleet.cafleet("--json", *F, "message", "send", "--agent-id", tfleet.director, "--to", m, "--text", "secret")
+    assert json.loads(p.stdout)["push"]["notified"] is False
+    for args in (["member", "capture", "--member-id", m], ["member", "ping", "--member-id", m],
+                 ["member", "exec", "--member-id", m, "echo hi"],
+                 ["member", "send-input", "--member-id", m, "--freetext", "hello"]):
+        assert_error(tfleet.cafleet(*F, *args, code=None), "dead or gone")
+    tfleet.cafleet(*F, "member", "delete", "--member-id", m, "--force")
+    tfleet.cafleet("fleet", "delete", tfleet.fid, "--force")
+    time.sleep(0.3)
+    alive = tfleet.tmux("list-panes", "-a", "-F", "#{pane_id}").stdout.split()
+    assert pane in alive, "the stranger's pane was killed"
+    assert typed.read_text() == "", "something was typed into the stranger's pane"
+
+
+def test_first_use_on_a_full_disk_recovers(tmp_path):
+    """The very first command (it creates the file and the schema) fails on a full disk;
+    the next one, with space again, finds a usable DB."""
+    for limit in (0, 8192, 32768):
+        db = tmp_path / f"l{limit}" / "cafleet.db"
+        env = clean_env(db)
+        assert_error(run_cli(["fleet", "create"], env, preexec_fn=_limited(limit)), str(db))
+        assert run_cli(["fleet", "create"], env).returncode == 0
+        assert len(json.loads(run_cli(["--json", "fleet", "list"], env).stdout)) == 1
+        assert run_cli(["db", "init"], env).returncode == 0
+
+
 def test_tmux_server_killed(tfleet):
     m1 = tfleet.add_member("One")
     m2 = tfleet.add_member("Two")
