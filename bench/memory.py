@@ -110,6 +110,7 @@ class Setup:
             self.fid, self.director = f["fleet_id"], f["director"]["agent_id"]
             self.member = b.register_agent(self.fid, "M", "m", role="member", parent_agent_id=self.director,
                                            coding_agent="claude", placement={**pl, "pane_id": panes[1]})["agent_id"]
+            self.plain = b.register_agent(self.fid, "P", "an agent without a pane")["agent_id"]
             for i in range(5):
                 b.send(self.fid, self.member, self.director, f"waiting {i}")
         self.director_env = {**self.env, "TMUX": f"{self.socket},1,0", "TMUX_PANE": panes[0]}
@@ -139,8 +140,11 @@ def measure(runs: int = 5) -> list[dict]:
             ('python -c "import sqlite3"', [py, "-c", "import sqlite3"], s.env, b"", "floor"),
             ("cafleet message poll (5 waiting)", cf + F + ["message", "poll", "--agent-id", s.director],
              s.env, b"", "floor"),
-            ("cafleet message send (no pane)", cf + F + ["message", "send", "--agent-id", s.member, "--to",
-                                                         s.director, "--text", "hi"], s.env, b"", "floor"),
+            ("cafleet message send (recipient without a pane)", cf + F + ["message", "send", "--agent-id", s.member,
+                                                                          "--to", s.plain, "--text", "hi"],
+             s.env, b"", "floor"),
+            ("cafleet message send (push into a pane)", cf + F + ["message", "send", "--agent-id", s.plain, "--to",
+                                                                  s.member, "--text", "hi"], s.env, b"", "floor"),
             ("cafleet fleet list", cf + ["fleet", "list"], s.env, b"", "floor"),
             ("cafleet member list (libtmux + tmux)", cf + F + ["member", "list"], s.director_env, b"", "floor"),
             ("cafleet member capture (libtmux + tmux)", cf + F + ["member", "capture", "--member-id", s.member],
