@@ -19,6 +19,7 @@ Nothing here touches tmux, the DB or the environment.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from cafleet.errors import UsageError
@@ -208,3 +209,36 @@ def escape_trailing_semicolon(text: str) -> str:
     if text.endswith(";"):
         return text[:-1] + "\\;"
     return text
+
+
+# ----------------------------------------------------------------------------- dialogs
+
+DIALOG_SCAN_LINES = 40
+"""How many lines at the bottom of a pane `open_dialog` looks at."""
+
+_DIALOG_TEXT_MARKERS = (
+    # Claude Code 2.1.330: a permission prompt ("Do you want to proceed?" … "Esc to cancel")
+    # and an AskUserQuestion frame ("4. Type something." …); seen in tests/e2e.
+    "Do you want to proceed?",
+    "Type something.",
+    "Esc to cancel",
+)
+_OPTION_CURSOR = re.compile(r"^\s*[❯›▶]\s*\d+\.\s", re.MULTILINE)
+"""A selection cursor on a numbered option (`❯ 1. Yes`): a choice list has focus."""
+
+
+def open_dialog(screen: str) -> str | None:
+    """What dialog the bottom of a pane's text shows, or None.
+
+    Typing into a pane that shows a choice dialog is not inert: the text is dropped and the
+    Enter picks the focused option (a permission prompt's "1. Yes"). Callers that type a
+    line + Enter (message previews, `member ping`, `member exec`) check this first. Returns
+    the marker found (for the error message). Tuned to Claude Code 2.1.330's dialogs plus a
+    generic "cursor on a numbered option" line.
+    """
+    tail = "\n".join(screen.splitlines()[-DIALOG_SCAN_LINES:])
+    for marker in _DIALOG_TEXT_MARKERS:
+        if marker in tail:
+            return marker
+    m = _OPTION_CURSOR.search(tail)
+    return m.group(0).strip() if m else None

@@ -117,6 +117,24 @@ def _live_pane(m: dict) -> tuple[str, str]:
     return socket, pane_id
 
 
+def dialog_on(socket: str, pane_id: str) -> str | None:
+    """The dialog marker the pane shows (see `keystrokes.open_dialog`), or None."""
+    from cafleet import tmux
+
+    return keystrokes.open_dialog(tmux.capture(socket, pane_id, keystrokes.DIALOG_SCAN_LINES))
+
+
+def _no_dialog(m: dict, socket: str, pane_id: str, what: str) -> None:
+    """`Conflict` if the pane shows a dialog: a typed line + Enter would answer it."""
+    marker = dialog_on(socket, pane_id)
+    if marker:
+        raise Conflict(
+            f"member {m['agent_id']}'s pane {pane_id} shows a dialog ({marker!r}); {what} would type into it "
+            "and its Enter would pick an option. Look with `member capture`, get the user's answer, "
+            "and answer it with `member send-input` first."
+        )
+
+
 def pane_status(m: dict) -> str:
     """`alive`, `dead` or `pending` for an agent row (a pane that is gone counts as dead)."""
     state = pane_state(m["placement"])
@@ -278,6 +296,7 @@ def exec_command(broker: Broker, fleet_id: str, member_id: str, command: str) ->
     keystrokes.validate_exec_command(command)
     m = _member(broker, fleet_id, member_id)
     socket, pane_id = _live_pane(m)
+    _no_dialog(m, socket, pane_id, "`member exec`")
     sent = "! " + command
     tmux.type_line(socket, pane_id, sent)
     return {"member_agent_id": member_id, "pane_id": pane_id, "sent": sent}
@@ -289,6 +308,7 @@ def ping(broker: Broker, fleet_id: str, member_id: str) -> dict:
 
     m = _member(broker, fleet_id, member_id)
     socket, pane_id = _live_pane(m)
+    _no_dialog(m, socket, pane_id, "`member ping`")
     sent = poll_command(fleet_id, member_id)
     tmux.type_line(socket, pane_id, sent)
     return {"member_agent_id": member_id, "pane_id": pane_id, "sent": sent}
@@ -403,6 +423,10 @@ def _type_preview(task: dict, placement: dict) -> dict:
     try:
         if pane_state(placement) != "alive":
             return {"notified": False, "pane_id": pane_id, "reason": "recipient's pane is dead or gone"}
+        marker = dialog_on(placement["tmux_socket"], pane_id)
+        if marker:  # its Enter would answer the dialog; the task is stored all the same
+            return {"notified": False, "pane_id": pane_id,
+                    "reason": f"the pane shows a dialog ({marker!r}); not typing into it"}
         tmux.type_line(placement["tmux_socket"], pane_id, line1 + "\n" + line2)
     except CafleetError as e:
         return {"notified": False, "pane_id": pane_id, "reason": e.message}
