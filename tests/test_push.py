@@ -156,3 +156,20 @@ def test_self_send_and_no_pane_recipient_skip_the_push(fleet):
     wait_for(lambda: len(fleet.since(dmark, fleet.director_log)) >= 2, "the sentinel preview")
     got = [e["value"] for e in fleet.since(dmark, fleet.director_log)]
     assert got == list(keystrokes.preview_lines(sentinel["task_id"], "Plain", plain, "sentinel"))
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: keystrokes.open_dialog scans the last 40 lines of pane text for bare phrases "
+    "(`Do you want to proceed?`, `Type something.`, `Esc to cancel`), so a message body, a "
+    "preview or the agent's own output quoting one silences every later push (and refuses "
+    "ping/exec) until 40 lines scroll by; match a live dialog's structure (a `❯ N.` cursor "
+    "line with the marker, at the bottom of the visible screen) instead of a phrase anywhere"))
+def test_a_body_quoting_a_dialog_phrase_does_not_silence_later_pushes(one):
+    fleet, member_id = one
+    pane = fleet.pane_of(member_id)
+    body = "Ask the user: Do you want to proceed? (Esc to cancel)"
+    _, pushed = _send(fleet, member_id, body)
+    assert pushed == f"notified pane {pane}"
+    wait_for(lambda: fleet.find_task(fleet.director_id, member_id, "done: " + body), "the member's reply")
+    _, pushed = _send(fleet, member_id, "next task")
+    assert pushed == f"notified pane {pane}"
