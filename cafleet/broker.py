@@ -357,9 +357,12 @@ class Broker:
         return Broker._Tx(self, "DEFERRED")
 
     def _rows(self, sql: str, params=()) -> list[dict]:
-        cur = self.conn.execute(sql, params)
-        cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, row)) for row in cur.fetchall()]
+        try:
+            cur = self.conn.execute(sql, params)
+            cols = [d[0] for d in cur.description]
+            return [dict(zip(cols, row)) for row in cur.fetchall()]
+        except sqlite3.Error as e:
+            raise _translate(e, self.path) from None
 
     def _row(self, sql: str, params=()) -> dict | None:
         rows = self._rows(sql, params)

@@ -213,32 +213,43 @@ def escape_trailing_semicolon(text: str) -> str:
 
 # ----------------------------------------------------------------------------- dialogs
 
-DIALOG_SCAN_LINES = 40
-"""How many lines at the bottom of a pane `open_dialog` looks at."""
+DIALOG_SCAN_ROWS = 15
+"""How many non-blank rows at the bottom of the visible screen `open_dialog` looks at."""
 
-_DIALOG_TEXT_MARKERS = (
-    # Claude Code 2.1.330: a permission prompt ("Do you want to proceed?" … "Esc to cancel")
-    # and an AskUserQuestion frame ("4. Type something." …); seen in tests/e2e.
+_DIALOG_MARKERS = (
+    # Claude Code 2.1.330 (seen in tests/e2e): a permission prompt ("Do you want to
+    # proceed?" … "Esc to cancel") and an AskUserQuestion frame ("4. Type something." …).
     "Do you want to proceed?",
     "Type something.",
     "Esc to cancel",
+    "Enter to select",
 )
-_OPTION_CURSOR = re.compile(r"^\s*[❯›▶]\s*\d+\.\s", re.MULTILINE)
+_OPTION_CURSOR = re.compile(r"^\s*[❯›▶]\s*\d+\.\s")
 """A selection cursor on a numbered option (`❯ 1. Yes`): a choice list has focus."""
 
 
 def open_dialog(screen: str) -> str | None:
-    """What dialog the bottom of a pane's text shows, or None.
+    """The dialog a pane's visible screen shows, or None.
 
     Typing into a pane that shows a choice dialog is not inert: the text is dropped and the
     Enter picks the focused option (a permission prompt's "1. Yes"). Callers that type a
-    line + Enter (message previews, `member ping`, `member exec`) check this first. Returns
-    the marker found (for the error message). Tuned to Claude Code 2.1.330's dialogs plus a
-    generic "cursor on a numbered option" line.
+    line + Enter (message previews, `member ping`, `member exec`) check this first.
+
+    A live dialog is recognised by its structure, not by a phrase alone (a message body or
+    an agent's output may quote one): among the last `DIALOG_SCAN_ROWS` non-blank rows of
+    the visible screen (no history) there is a selection cursor on a numbered option
+    (`❯ 1. Yes`) and, on another row, a dialog marker (`Esc to cancel`, `Do you want to
+    proceed?`, `Type something.`, `Enter to select`). Returns the marker found. Tuned to
+    Claude Code 2.1.330; the stand-in agent draws its choice frame the same way.
     """
-    tail = "\n".join(screen.splitlines()[-DIALOG_SCAN_LINES:])
-    for marker in _DIALOG_TEXT_MARKERS:
-        if marker in tail:
-            return marker
-    m = _OPTION_CURSOR.search(tail)
-    return m.group(0).strip() if m else None
+    rows = [r for r in screen.splitlines() if r.strip()][-DIALOG_SCAN_ROWS:]
+    cursors = {i for i, r in enumerate(rows) if _OPTION_CURSOR.match(r)}
+    if not cursors:
+        return None
+    for i, row in enumerate(rows):
+        if i in cursors:
+            continue
+        for marker in _DIALOG_MARKERS:
+            if marker in row:
+                return marker
+    return None

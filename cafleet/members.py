@@ -118,10 +118,10 @@ def _live_pane(m: dict) -> tuple[str, str]:
 
 
 def dialog_on(socket: str, pane_id: str) -> str | None:
-    """The dialog marker the pane shows (see `keystrokes.open_dialog`), or None."""
+    """The dialog the pane's visible screen shows (see `keystrokes.open_dialog`), or None."""
     from cafleet import tmux
 
-    return keystrokes.open_dialog(tmux.capture(socket, pane_id, keystrokes.DIALOG_SCAN_LINES))
+    return keystrokes.open_dialog(tmux.screen(socket, pane_id))
 
 
 def _no_dialog(m: dict, socket: str, pane_id: str, what: str) -> None:
@@ -205,18 +205,47 @@ def create(
                                      window_id=dp["window_id"], pane_id=dp["pane_id"])
         pane = tmux.split_window(director_pane, argv, env, os.getcwd(), keep_on_exit=True)
         placement = placement_of(pane)
-        _check_started(placement, backend.binary)
+        # recorded before the start check: the member's own SessionStart hook looks itself up
+        # by pane within milliseconds; a failed check rolls the row back all the same
         broker.set_placement(fleet_id, m["agent_id"], placement, coding_agent)
+        _check_started(placement, backend.binary)
         _rebalance(dp)
         return broker.get_agent(fleet_id, m["agent_id"])
-    except BaseException:
+    except BaseException as failure:
         if pane is not None:
             try:
                 tmux.kill_pane(pane.socket_path, pane.pane_id)
             except CafleetError:
                 pass
-        broker.delete_agent_row(fleet_id, m["agent_id"])
+        _remove_registration(broker, fleet_id, m["agent_id"], failure)
         raise
+
+
+ROLLBACK_PATIENCE = 10.0
+"""Seconds a failed `member create` keeps trying to remove its own row."""
+
+
+def _remove_registration(broker: Broker, fleet_id: str, agent_id: str, failure: BaseException) -> None:
+    """Roll back a member row after a failed create. The DB may be locked by the very fault
+    that failed the create, so retry for `ROLLBACK_PATIENCE` seconds (or three busy timeouts,
+    if longer); if the row still cannot go, say so and how to remove it, instead of claiming
+    nothing was written."""
+    from cafleet.broker import busy_timeout_ms
+
+    deadline = time.monotonic() + max(ROLLBACK_PATIENCE, 3 * busy_timeout_ms() / 1000)
+    while True:
+        try:
+            broker.delete_agent_row(fleet_id, agent_id)
+            return
+        except CafleetError as cleanup:
+            if time.monotonic() >= deadline:
+                reason = failure.message if isinstance(failure, CafleetError) else repr(failure)
+                raise CafleetError(
+                    f"member create failed ({reason}); its registration {agent_id} could not be removed "
+                    f"({cleanup.message}); remove it with `cafleet --fleet-id {fleet_id} member delete "
+                    f"--member-id {agent_id} --force`"
+                ) from None
+            time.sleep(0.1)
 
 
 SPAWN_GRACE = 0.5

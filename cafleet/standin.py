@@ -96,18 +96,26 @@ class StandIn:
                 self.send(f"done: {task['body']}")
 
     def choice_frame(self, question: str) -> str:
+        """Draw a 4-option frame like Claude Code's AskUserQuestion (cursor on option 1, an
+        `Esc to cancel` footer), read the answer, then erase the frame as Claude does."""
         self.say(f"? {question}")
         for i, name in enumerate(CHOICES, 1):
-            self.say(f"  {i}. {name}")
+            self.say(f"{'❯' if i == 1 else ' '} {i}. {name}")
         self.say("  4. Type something.")
+        self.say("Enter to select · Esc to cancel")
         while True:
             key = self.read_key()
             self.log("key", key)
             if key in "123":
-                return CHOICES[int(key) - 1]
+                answer = CHOICES[int(key) - 1]
+                break
             if key == "4":
                 self.say("  (type your answer, then Enter)")
-                return self.read_line()
+                answer = self.read_line()
+                break
+        sys.stdout.write("\x1b[2J\x1b[H")  # erase the frame, as a TUI redraws
+        self.say(f"answered: {question} -> {answer}")
+        return answer
 
     # -- main loop -----------------------------------------------------------
 

@@ -526,6 +526,16 @@ def capture(socket_path: str, pane_id: str, lines: int) -> str:
     return "\n".join(rows[-lines:])
 
 
+def screen(socket_path: str, pane_id: str) -> str:
+    """The pane's visible screen only (no history): ``capture-pane -p -t %N``. Trailing
+    blank rows kept out. Raises `TargetGone` / `TmuxError` like `capture`."""
+    _check_pane_id(pane_id)
+    rows = [row.rstrip() for row in _run(socket_path, "capture-pane", "-p", "-t", pane_id)]
+    while rows and not rows[-1]:
+        rows.pop()
+    return "\n".join(rows)
+
+
 def pane_snapshot_hash(socket_path: str, pane_id: str, lines: int = 200) -> str | None:
     """SHA-256 hex digest of `capture` (last `lines` lines), or None if the pane is gone.
 

@@ -741,11 +741,6 @@ main(sys.argv[3:])
 """
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `member create` whose DB is locked past the busy timeout after the "
-                                       "pane was split leaves an orphan member row (active, placement pending, "
-                                       "shown by `member list`): the rollback's delete_agent_row hits the same "
-                                       "lock and fails too, and the error shown says "
-                                       "'nothing was written'")
 def test_member_create_rolled_back_when_the_db_locks_after_the_split(tfleet):
     before_agents = content(tfleet.db)["agents"]
     before_panes = tfleet.tmux("list-panes", "-a", "-F", "#{pane_id}").stdout.split()

@@ -792,12 +792,6 @@ def test_the_prompt_reaches_the_backend_verbatim(fleet, prompt):
 HOOK = Path(__file__).resolve().parents[1] / "hooks" / "cafleet-hook"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: members.create records the new pane (set_placement) only after _check_started's "
-    "SPAWN_GRACE (0.5 s), so for the member's first ~0.55 s its pane is no fleet agent to the "
-    "hooks (find_agent_by_pane needs pane_id): a SessionStart(startup) hook that fires early is "
-    "silent and the member gets no identity context. Fix: set_placement right after the split, "
-    "then _check_started (the existing rollback already removes the row if the check fails)"))
 def test_a_session_start_hook_at_once_knows_the_new_member(fleet, tmp_path):
     """A backend whose SessionStart hook fires as soon as it starts (a fast Claude Code start)."""
     out = tmp_path / "hook.out"

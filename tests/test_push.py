@@ -158,12 +158,6 @@ def test_self_send_and_no_pane_recipient_skip_the_push(fleet):
     assert got == list(keystrokes.preview_lines(sentinel["task_id"], "Plain", plain, "sentinel"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: keystrokes.open_dialog scans the last 40 lines of pane text for bare phrases "
-    "(`Do you want to proceed?`, `Type something.`, `Esc to cancel`), so a message body, a "
-    "preview or the agent's own output quoting one silences every later push (and refuses "
-    "ping/exec) until 40 lines scroll by; match a live dialog's structure (a `❯ N.` cursor "
-    "line with the marker, at the bottom of the visible screen) instead of a phrase anywhere"))
 def test_a_body_quoting_a_dialog_phrase_does_not_silence_later_pushes(one):
     fleet, member_id = one
     pane = fleet.pane_of(member_id)
