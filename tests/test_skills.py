@@ -29,7 +29,7 @@ from cafleet import permissions as p
 ROOT = Path(__file__).resolve().parents[1]
 SKILLS = ROOT / "skills"
 DOCS = ROOT / "docs"
-SEED = Path(os.environ.get("CAFLEET_SEED", "/work/shared/seed/cafleet-agent-team-monitoring.txt"))
+SEED = Path(os.environ.get("CAFLEET_SEED", ROOT.parent / "shared" / "seed" / "cafleet-agent-team-monitoring.txt"))
 SKILL_NAMES = ("cafleet", "cafleet-agent-team-monitoring", "cafleet-agent-team-supervision")
 TOKEN_BUDGET = 8000  # on-invoke tokens of the three skills together
 CLAUDE = ROOT / ".e2e-tools" / "node_modules" / ".bin" / "claude"
