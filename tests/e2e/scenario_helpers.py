@@ -50,6 +50,7 @@ PREVIEW_RE = re.compile(r"\[cafleet\] task (" + UUID_RE + r") from (\S+) \((" + 
 STOP_HOOK_MARK = "un-acked cafleet message(s)"
 TICK_MARK = "Monitor team health"
 DIALOG_MARK = "Do you want to proceed?"
+STEP_RE = re.compile(r"E2E-STEP:([\w-]+)(?::(\S+))?")
 
 
 # --------------------------------------------------------------------------- plugin
@@ -257,10 +258,21 @@ class Brain:
         if PREVIEW_RE.search(text) or STOP_HOOK_MARK in text:
             self.inbox_due = True
 
+    def folded(self, req: Request) -> None:
+        """Called for a request that continues one of this agent's chains: a prompt typed
+        while the turn ran is folded into it (Claude Code 2.1.330), so look for one here."""
+
     def on_turn(self, req: Request):
         return None
 
     def inbox(self):  # pragma: no cover - overridden
+        return None
+
+    def next_chain(self):
+        """The chain to run when a chain ends because something arrived meanwhile, or None."""
+        if self.inbox_due:
+            self.inbox_due = False
+            return self.inbox()
         return None
 
     def summary(self) -> str:
@@ -305,6 +317,7 @@ class FleetScript:
             if results:
                 entry = self.pending.pop(results[0].tool_use_id, None)
                 if entry is not None:
+                    brain.folded(req)
                     _, gen, call = entry
                     call.result = results[0]
                     return self._advance(brain, gen, results[0])
@@ -315,7 +328,7 @@ class FleetScript:
             return self._advance(brain, out, None)
         reply = Reply(text=out) if isinstance(out, str) else out
         if reply is None or not reply.tool_uses:
-            nxt = self._maybe_inbox(brain)
+            nxt = self._next(brain)
             if nxt is not None:
                 return nxt
         return reply
@@ -334,15 +347,16 @@ class FleetScript:
             self.pending[use.id] = (brain, gen, call)
             return reply
         gen.close()
-        nxt = self._maybe_inbox(brain)
+        nxt = self._next(brain)
         return nxt if nxt is not None else (reply or Reply(text="Done."))
 
-    def _maybe_inbox(self, brain: Brain):
-        if not brain.inbox_due:
+    def _next(self, brain: Brain):
+        chain = brain.next_chain()
+        if chain is None:
             return None
-        brain.inbox_due = False
-        chain = brain.inbox()
-        return self._advance(brain, chain, None) if chain is not None else None
+        if not inspect.isgenerator(chain):
+            return Reply(text=chain) if isinstance(chain, str) else chain
+        return self._advance(brain, chain, None)
 
 
 # --------------------------------------------------------------------------- director
@@ -389,16 +403,32 @@ class DirectorBrain(Brain):
         self.M: str | None = None
         self.member_pane: str | None = None
         self.loop_id: str | None = None
+        self.folded_steps: list[Request] = []
 
     def base(self) -> str:
         return f"cafleet --fleet-id {self.F}"
 
+    def start_step(self, req: Request):
+        m = STEP_RE.search(turn_text(req))
+        if m is None:
+            return None
+        self.note("step", m.group(1))
+        return getattr(self, "step_" + m.group(1).replace("-", "_"))(req, m.group(2))
+
+    def folded(self, req: Request) -> None:
+        if STEP_RE.search(turn_text(req)):
+            self.note("folded-step", req.n)
+            self.folded_steps.append(req)
+
+    def next_chain(self):
+        if self.folded_steps:
+            return self.start_step(self.folded_steps.pop(0))
+        return super().next_chain()
+
     def on_turn(self, req: Request):
         text = turn_text(req)
-        m = re.search(r"E2E-STEP:([\w-]+)(?::(\S+))?", text)
-        if m:
-            self.note("step", m.group(1))
-            return getattr(self, "step_" + m.group(1).replace("-", "_"))(req, m.group(2))
+        if STEP_RE.search(text):
+            return self.start_step(req)
         if TICK_MARK in text:
             self.note("tick", req.n)
             return self.inbox(tick=True)
@@ -667,6 +697,19 @@ class Approver(threading.Thread):
                     default=max(0, len(lines) - 25))
         return "\n".join(lines[start:])
 
+    def _answer(self, pane: str, text: str, tries: int = 4) -> None:
+        """Press 1 until this dialog is gone (a key that lands in the first ~second after a
+        dialog opens is dropped, and a loaded machine draws late); stop at a new dialog."""
+        squash = lambda s: re.sub(r"\s+", "", s)  # noqa: E731
+        for _ in range(tries):
+            self.tmux.send_keys(pane, "1")
+            deadline = time.monotonic() + 2.5
+            while time.monotonic() < deadline:
+                now = self._dialog(pane)
+                if now is None or squash(now) != squash(text):
+                    return
+                time.sleep(0.2)
+
     def run(self) -> None:
         while not self._stop_ev.is_set():
             if self.enabled.is_set():
@@ -677,10 +720,7 @@ class Approver(threading.Thread):
                     time.sleep(self.delay)
                     text = self._dialog(pane) or text
                     self.prompts.append(Prompt(pane, text, True))
-                    self.tmux.send_keys(pane, "1")
-                    deadline = time.monotonic() + 6
-                    while self._dialog(pane) is not None and time.monotonic() < deadline:
-                        time.sleep(0.2)
+                    self._answer(pane, text)
                 for pane in list(self.watch_panes()):
                     text = self._dialog(pane)
                     if text is not None and pane not in self._seen_member:
