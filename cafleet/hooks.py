@@ -71,6 +71,7 @@ short, because a hook holds up the session while it waits."""
 SKILLS_DIRECTOR = ("cafleet:cafleet", "cafleet:cafleet-agent-team-monitoring", "cafleet:cafleet-agent-team-supervision")
 SKILLS_MEMBER = ("cafleet:cafleet",)
 MAX_MEMBERS_LISTED = 40
+_SOURCE_WORDS = {"resume": "resumed", "compact": "compacted", "clear": "cleared (/clear)"}
 
 
 # ================================================================ entry point
@@ -81,7 +82,8 @@ def main(argv=None) -> int:
 
     Always returns 0; writes at most one JSON object to stdout, and only for a fleet agent.
     Fast paths (no `json`, no DB): outside tmux every event ends right after reading stdin;
-    a PreToolUse whose input mentions neither `tmux` nor `cafleet` ends there too.
+    a PreToolUse whose input mentions neither `tmux` nor `cafleet` ends there too, unless
+    the session is a member (`$CAFLEET_AGENT_ID`), whose every Bash call `member_guard` checks.
     """
     try:
         args = sys.argv[1:] if argv is None else list(argv)
@@ -89,7 +91,7 @@ def main(argv=None) -> int:
         if pane_of(os.environ) is None:
             return 0
         event = args[0] if args else None
-        if event == "PreToolUse" and not mentions_tmux_or_cafleet(raw):
+        if event == "PreToolUse" and not mentions_tmux_or_cafleet(raw) and not os.environ.get("CAFLEET_AGENT_ID"):
             return 0
         import json
 
@@ -947,6 +949,70 @@ def _deny(reason: str) -> dict:
                                    "permissionDecisionReason": reason}}
 
 
+# Commands a member may run itself because they only read: the first word, and for git the
+# subcommand. Anything with a redirection, a variable or a substitution is not counted.
+MEMBER_READ_ONLY = frozenset({
+    "ls", "cat", "head", "tail", "wc", "grep", "egrep", "fgrep", "rg", "pwd", "echo", "printf", "which",
+    "type", "file", "stat", "du", "df", "tree", "sort", "uniq", "cut", "tr", "diff", "cmp", "date",
+    "basename", "dirname", "realpath", "readlink", "true", "false", "test", "[", "jq", "nl", "less", "more",
+})
+MEMBER_READ_ONLY_GIT = frozenset({"status", "diff", "log", "show", "rev-parse", "ls-files", "blame", "describe",
+                                  "shortlog", "grep"})
+_FIND_ACTIONS = {"-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint", "-fprintf", "-fls"}
+
+
+def _read_only(words: list[Word]) -> bool:
+    """Whether a simple command plainly only reads (see `MEMBER_READ_ONLY`)."""
+    k = command_index(words)
+    if k is None or any(w.dynamic for w in words):
+        return False
+    argv = [w.text for w in words[k:]]
+    name = _base(words[k])
+    if name == "git":
+        sub = next((a for a in argv[1:] if not a.startswith("-")), None)
+        return sub in MEMBER_READ_ONLY_GIT
+    if name == "find":
+        return not any(a in _FIND_ACTIONS for a in argv[1:])
+    if name == "sed":
+        return "-n" in argv and not any(a.startswith(("-i", "--in-place")) for a in argv[1:])
+    return name in MEMBER_READ_ONLY
+
+
+def member_guard(command: str, environ) -> dict | None:
+    """PreToolUse(Bash) for a claude *member* (a session with `$CAFLEET_AGENT_ID`, placed as
+    a member): deny any command that is not one of its own cafleet commands or plainly
+    read-only, and tell it to ask its Director, who runs it in the member's pane with
+    `member exec` (the routing of the cafleet skill, "Routing Bash via the Director"). So a
+    member never stalls on a permission prompt in its own pane. Silent for everyone else.
+    """
+    if not environ.get("CAFLEET_AGENT_ID") or pane_of(environ) is None:
+        return None
+    br, agent = open_agent(environ)
+    if agent is None:
+        return None
+    br.close()
+    if agent["role"] != "member" or agent["agent_id"] != environ.get("CAFLEET_AGENT_ID"):
+        return None
+    from cafleet import permissions
+
+    fleet_id, me = agent["fleet_id"], agent["agent_id"]
+    director = agent.get("parent_agent_id") or agent["fleet"]["director_agent_id"]
+    own = permissions.member_rules(fleet_id, me, director)["allow"]
+    if any(permissions.matches(rule, command.strip()) for rule in own):
+        return None  # one of its own cafleet commands, exactly as its rules allow
+    simple = split_commands(command)
+    if ">" not in command and simple and all(_read_only(words) for words in simple):
+        return None
+    quoted = command.replace("'", "'\\''")
+    return _deny(
+        "cafleet: as a fleet member you run only your own cafleet commands and read-only commands "
+        "yourself; this command needs your Director. Ask for it, then wait for your next turn: "
+        f"`cafleet --fleet-id {fleet_id} message send --agent-id {me} --to {director} --text "
+        f"'please run: {quoted}'`. The Director runs it in your pane (`member exec`) after any approval it "
+        "needs, and pings you; the output arrives as your next input."
+    )
+
+
 def pre_tool_use(data: dict, environ) -> dict | None:
     """PreToolUse(Bash): deny raw tmux, variable ids, repeated id flags, and the lifecycle
     mistakes of a claude Director. Silent otherwise.
@@ -963,6 +1029,14 @@ def pre_tool_use(data: dict, environ) -> dict | None:
     command = tool_input.get("command") if isinstance(tool_input, dict) else None
     if not isinstance(command, str):
         return None
+    specific = _specific_denial(command, environ)
+    if specific is not None:
+        return specific
+    return member_guard(command, environ)  # members only ($CAFLEET_AGENT_ID): one DB read
+
+
+def _specific_denial(command: str, environ) -> dict | None:
+    """Raw tmux, variable ids, repeated id flags, and a claude Director's lifecycle mistakes."""
     if not mentions_tmux_or_cafleet(command):
         return None  # the common case: nothing to look at, no DB touched
     if pane_of(environ) is None:
@@ -1123,8 +1197,8 @@ def identity_context(br, agent: dict, source: str | None) -> str:
             if loops:
                 shown = ", ".join(f"{lp['loop_id']}" + (f" (`{lp['cron']}`)" if lp.get("cron") else "") for lp in loops)
                 lines.append(f"Monitoring /loop recorded as running: {shown}."
-                             + (" This session was resumed or compacted: check with CronList that it still runs."
-                                if source in ("resume", "compact", "clear") else ""))
+                             + (f" This session was {_SOURCE_WORDS[source]}: check with CronList that it still runs."
+                                if source in _SOURCE_WORDS else ""))
             else:
                 lines.append("No monitoring /loop is recorded: start it (CronCreate) before the next `member create`, "
                              "and keep it running until teardown.")

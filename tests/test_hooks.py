@@ -700,3 +700,55 @@ def test_poll_command_matches_the_members_module():
 
     f, a = "3f2b8c1e-0000-4000-8000-000000000001", "3f2b8c1e-0000-4000-8000-000000000002"
     assert hooks.poll_command(f, a) == members.poll_command(f, a)
+
+
+# ------------------------------------------------------------------ member routing (claude members)
+
+
+@pytest.fixture
+def menv(fleet):
+    """Environment of the claude member's pane, with the identity cafleet gives it at spawn."""
+    return hook_env(fleet.db, MEMBER_PANE, CAFLEET_AGENT_ID=fleet.member, CAFLEET_FLEET_ID=fleet.fleet_id,
+                    CAFLEET_DIRECTOR_ID=fleet.director)
+
+
+@pytest.mark.parametrize("command", [
+    "ls -la", "git status", "git diff HEAD~1", "cat README.md | grep -n parser", "find . -name '*.py'",
+    "sed -n 1,20p f.py", "rg TODO src",
+])
+def test_member_runs_read_only_commands_itself(fleet, menv, command):
+    assert run_hook("PreToolUse", bash(command), menv)[1] is None
+
+
+def test_member_runs_its_own_cafleet_commands(fleet, menv):
+    f, m, d = fleet.fleet_id, fleet.member, fleet.director
+    for command in (f"cafleet --fleet-id {f} message poll --agent-id {m}",
+                    f"cafleet --fleet-id {f} message ack --agent-id {m} --task-id {fleet.send(d, m)}",
+                    f'cafleet --fleet-id {f} message send --agent-id {m} --to {d} --text "done: parser written"'):
+        assert run_hook("PreToolUse", bash(command), menv)[1] is None, command
+
+
+@pytest.mark.parametrize("command", [
+    "npm test", "touch /tmp/x", "echo hi > notes.txt", "git push", "git commit -am wip", "rm -rf build",
+    "find . -name '*.pyc' -delete", "sed -i s/a/b/ f.py", "ls && npm test", "cat $HOME/.ssh/id_rsa",
+])
+def test_member_is_routed_to_its_director_for_anything_else(fleet, menv, command):
+    text = reason(run_hook("PreToolUse", bash(command), menv)[1])
+    f, m, d = fleet.fleet_id, fleet.member, fleet.director
+    assert f"cafleet --fleet-id {f} message send --agent-id {m} --to {d} --text" in text
+    assert "member exec" in text
+
+
+def test_member_may_not_run_the_directors_commands(fleet, menv):
+    command = f"cafleet --fleet-id {fleet.fleet_id} member list"
+    assert "needs your Director" in reason(run_hook("PreToolUse", bash(command), menv)[1])
+
+
+def test_member_routing_needs_the_member_identity(fleet, denv, menv):
+    """The Director (no $CAFLEET_AGENT_ID), a pane whose id does not match, and a non-tmux
+    session are left alone."""
+    assert run_hook("PreToolUse", bash("npm test"), denv)[1] is None
+    wrong = {**menv, "CAFLEET_AGENT_ID": fleet.director}
+    assert run_hook("PreToolUse", bash("npm test"), wrong)[1] is None
+    outside = {k: v for k, v in menv.items() if not k.startswith("TMUX")}
+    assert run_hook("PreToolUse", bash("npm test"), outside)[1] is None

@@ -33,14 +33,6 @@ def plugin(claude_bin, e2e_env, project_dir, tmp_path):
     return install_plugin(claude_bin, e2e_env, project_dir, tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: director.md says a claude member's other commands are refused, but "
-    "cafleet.backends.ClaudeBackend.spawn_argv leaves the permission mode to the user's settings: "
-    "in manual mode the member stops at a permission prompt in its own pane that no cafleet "
-    "primitive can answer (and in Claude Code's default auto mode the classifier may run it). "
-    "`--permission-mode=dontAsk` alone would also deny AskUserQuestion (checked with 2.1.330), so "
-    "the fix is a PreToolUse rule for claude members (deny Bash that matches none of its allow "
-    "rules and is not read-only, reason: send it to the Director) — or change director.md."))
 def test_claude_member_refuses_and_routes_an_unapproved_command(plugin, claude_bin, fake_api,
                                                                e2e_tmux, e2e_env, project_dir,
                                                                tmp_path):
