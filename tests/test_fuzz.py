@@ -270,7 +270,8 @@ def test_bodies_round_trip_or_are_refused_whole(world, body, to, as_json):
     assert [t["body"] for t in json.loads(polled.stdout) if t["task_id"] == task_id] == [body]
     if to != "d":  # the text form prints the body verbatim when piped
         text = invoke(world, db, ["--fleet-id", A["fid"], "message", "poll", "--agent-id", A[to], "--limit", "1"])
-        assert text.stdout.endswith(body + "\n") or text.stdout.endswith(body)
+        # raw bytes: click's Result.stdout rewrites "\r\n" as "\n", which would hide a final "\r"
+        assert text.stdout_bytes.decode("utf-8", "surrogateescape").endswith(body + "\n")
 
 
 @settings(max_examples=60, **SETTINGS)
