@@ -41,9 +41,14 @@ def measure(runs: int) -> list[dict]:
         fleet = b.create_fleet("bench", placement={"tmux_socket": SOCKET, "session_name": "s",
                                                    "window_id": "@1", "pane_id": "%1"})
     fleet_id, director = fleet["fleet_id"], fleet["director"]["agent_id"]
+    with Broker.open(db) as b:
+        member = b.register_agent(fleet_id, "m", "d", role="member", parent_agent_id=director, coding_agent="claude",
+                                  placement={"tmux_socket": SOCKET, "session_name": "s", "window_id": "@1",
+                                             "pane_id": "%2"})["agent_id"]
     clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp, "CAFLEET_DB": db}
     in_fleet = {**clean, "TMUX": f"{SOCKET},1,0", "TMUX_PANE": "%1"}
     other_pane = {**in_fleet, "TMUX_PANE": "%99"}
+    as_member = {**in_fleet, "TMUX_PANE": "%2", "CAFLEET_AGENT_ID": member}
     py = python_bin()
     poll = f"cafleet --fleet-id {fleet_id} message poll --agent-id {director}"
     cases = [
@@ -59,6 +64,10 @@ def measure(runs: int) -> list[dict]:
          _bash(f"cafleet --fleet-id {fleet_id} member create --name a --description b -- hi")),
         ("fleet Director: `tmux send-keys` (deny)", [py, *FLAGS, HOOK, "PreToolUse"], in_fleet,
          _bash("tmux send-keys -t %2 hi")),
+        ("claude member: Bash `ls -la` (read-only, DB read)", [py, *FLAGS, HOOK, "PreToolUse"], as_member,
+         _bash("ls -la")),
+        ("claude member: Bash `npm test` (routed to Director)", [py, *FLAGS, HOOK, "PreToolUse"], as_member,
+         _bash("npm test")),
         ("fleet Director: SessionStart", [py, *FLAGS, HOOK, "SessionStart"], in_fleet,
          json.dumps({"session_id": "bench", "source": "compact"}).encode()),
         ("python3 -c pass (floor with site)", [py, "-c", "pass"], clean, b""),

@@ -29,15 +29,10 @@ deny it (`repeated_identity_flag`).
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import stat
-import tempfile
-import uuid
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from collections import namedtuple
+from collections.abc import Iterable, Mapping, Sequence
 
 from cafleet.errors import CafleetError, UsageError
 
@@ -45,7 +40,7 @@ from cafleet.errors import CafleetError, UsageError
 # real client (see module docstring); `matches` understands both spellings regardless.
 PREFIX_SUFFIX = ":*"
 
-DEFAULT_SETTINGS_PATH = Path(".claude") / "settings.local.json"
+DEFAULT_SETTINGS_PATH = os.path.join(".claude", "settings.local.json")
 
 ALLOW = "allow"
 ASK = "ask"
@@ -61,20 +56,17 @@ DIRECTOR_ID = "<director-agent-id>"
 MEMBER_ID = "<member-agent-id>"
 
 
-@dataclass(frozen=True)
-class CommandTemplate:
+class CommandTemplate(namedtuple("CommandTemplate", "role template kind")):
     """One literal command form the skills teach.
 
     `template` uses the skills' placeholders. For a role, `<fleet-id>` and the role's own id
     (`<director-agent-id>` for the Director, `<member-agent-id>` for a member) plus, for a
     member, `<director-agent-id>` are fixed; any other `<…>` placeholder is variable. The rule
     is exact when nothing variable is left, else a prefix rule that ends just before the
-    first variable word.
+    first variable word. `kind` is ALLOW, ASK or NONE.
     """
 
-    role: str
-    template: str
-    kind: str  # ALLOW, ASK or NONE
+    __slots__ = ()
 
 
 _F, _D, _M = FLEET, DIRECTOR_ID, MEMBER_ID
@@ -127,6 +119,9 @@ def templates_for(role: str) -> tuple[CommandTemplate, ...]:
     return tuple(c for c in COMMANDS if c.role == role)
 
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _check_role(role: str) -> None:
     if role not in ROLES:
         raise UsageError(f"unknown role {role!r}: use one of {', '.join(ROLES)}", code="usage")
@@ -134,11 +129,7 @@ def _check_role(role: str) -> None:
 
 def _check_id(value: str, what: str) -> str:
     """Ids go into rules verbatim, so only canonical lowercase UUIDs are accepted."""
-    try:
-        ok = str(uuid.UUID(str(value))) == value
-    except ValueError:
-        ok = False
-    if not ok:
+    if not isinstance(value, str) or _UUID.fullmatch(value) is None:
         raise UsageError(f"{what} must be a lowercase UUID, got {value!r}")
     return value
 
@@ -287,7 +278,10 @@ def write_settings(path: str | os.PathLike | None, rules: Mapping[str, Sequence[
     Raises CafleetError (file untouched) when the file is not a JSON object, its
     `permissions` / `permissions.<list>` has the wrong type, or it cannot be read/written.
     """
-    target = Path(os.path.realpath(Path(path) if path is not None else DEFAULT_SETTINGS_PATH))
+    import json  # here, not at the top: hooks import this module and never write settings
+    from pathlib import Path
+
+    target = Path(os.path.realpath(path if path is not None else DEFAULT_SETTINGS_PATH))
     data = _read_settings(target)
     perms = data.setdefault("permissions", {})
     if not isinstance(perms, dict):
@@ -313,7 +307,9 @@ def write_settings(path: str | os.PathLike | None, rules: Mapping[str, Sequence[
     return added
 
 
-def _read_settings(target: Path) -> dict:
+def _read_settings(target) -> dict:
+    import json
+
     try:
         text = target.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -331,7 +327,10 @@ def _read_settings(target: Path) -> dict:
     return data
 
 
-def _atomic_write(target: Path, text: str) -> None:
+def _atomic_write(target, text: str) -> None:
+    import stat
+    import tempfile
+
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
