@@ -923,7 +923,13 @@ class Tmux:
         return time.monotonic() - t0
 
     def kill(self):
+        """Kill the server by its socket, and remove the socket file (tmux 3.3a leaves it)."""
         self("kill-server")
+        sock = os.path.join(os.environ.get("TMUX_TMPDIR") or "/tmp", f"tmux-{os.getuid()}", self.name)
+        try:
+            os.unlink(sock)
+        except FileNotFoundError:
+            pass
 
 
 @pytest.fixture
