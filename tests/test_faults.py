@@ -23,7 +23,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,26 +30,12 @@ from pathlib import Path
 
 import pytest
 
+from tmux_fleet import TmuxFleet, clean_env, run_cli  # noqa: E402  (tests/ is on sys.path)
 from cafleet.broker import MAX_BODY_BYTES, SCHEMA_VERSION, Broker
 
 PY = sys.executable
 ROOT = Path(__file__).resolve().parent.parent
 HOOK = ROOT / "hooks" / "cafleet-hook"
-
-
-def clean_env(db, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("TMUX", "TMUX_PANE", "CAFLEET_BUSY_TIMEOUT_MS", "CAFLEET_DEBUG")}
-    env["CAFLEET_DB"] = str(db)
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
-
-
-def run_cli(args, env, timeout=30, **kw) -> subprocess.CompletedProcess:
-    p = subprocess.run([PY, "-m", "cafleet", *map(str, args)], env=env, capture_output=True, text=True,
-                       timeout=timeout, **kw)
-    assert "Traceback" not in p.stderr + p.stdout, p.stderr
-    return p
 
 
 def assert_error(p, *needles, code=1):
@@ -434,91 +419,6 @@ def test_disk_full_at_commit_names_the_cause(fleet):
 
 
 # ---------------------------------------------------------------- tmux faults
-
-
-STANDIN_WRAPPER = """#!/bin/sh
-CAFLEET_STANDIN_LOG="$CAFLEET_TEST_LOGDIR/$CAFLEET_AGENT_ID.log"
-export CAFLEET_STANDIN_LOG
-exec {py} -m cafleet.standin "$@"
-"""
-
-
-class TmuxFleet:
-    """A fleet on a private tmux server: a stand-in Director pane and stand-in members
-    spawned through the real claude backend path (an executable `claude` first on PATH)."""
-
-    def __init__(self, tmp_path: Path, db: Path):
-        self.tmp = tmp_path
-        self.db = db
-        self.sock_dir = Path(tempfile.mkdtemp(prefix="cff-", dir="/tmp"))
-        self.socket = str(self.sock_dir / "tmux")
-        self.logdir = tmp_path / "logs"
-        self.logdir.mkdir()
-        self.bin = tmp_path / "bin"
-        self.bin.mkdir()
-        (self.bin / "claude").write_text(STANDIN_WRAPPER.format(py=PY))
-        (self.bin / "claude").chmod(0o755)
-        self.env = clean_env(db, PATH=f"{self.bin}{os.pathsep}{os.environ['PATH']}",
-                             CAFLEET_TEST_LOGDIR=self.logdir)
-        out = subprocess.run(
-            ["tmux", "-S", self.socket, "-f", "/dev/null", "new-session", "-d", "-s", "fleet", "-x", "200",
-             "-y", "50", "-e", f"CAFLEET_DB={db}", "-e", f"CAFLEET_TEST_LOGDIR={self.logdir}",
-             "-e", f"CAFLEET_STANDIN_LOG={self.logdir / 'director.log'}", "-P", "-F", "#{pane_id}",
-             "--", PY, "-m", "cafleet.standin", "--director"], capture_output=True, text=True, env=self.env,
-            timeout=15)
-        assert out.returncode == 0, out.stderr
-        self.director_pane = out.stdout.strip()
-        self.denv = {**self.env, "TMUX": f"{self.socket},0,0", "TMUX_PANE": self.director_pane}
-        lines = self.cafleet("fleet", "create", "--name", "tf").stdout.splitlines()
-        self.fid, self.director = lines[0], lines[1]
-
-    def cafleet(self, *args, env=None, code=0, timeout=30):
-        p = run_cli(args, env or self.denv, timeout=timeout)
-        if code is not None:
-            assert p.returncode == code, (args, p.returncode, p.stdout, p.stderr)
-        return p
-
-    def fcli(self, *args, **kw):
-        return self.cafleet("--fleet-id", self.fid, *args, **kw)
-
-    def add_member(self, name="M", description="a member") -> str:
-        mid = self.fcli("member", "create", "--name", name, "--description", description, "--",
-                        "wait").stdout.splitlines()[0]
-        self.wait(lambda: self.db_rows("SELECT COUNT(*) FROM tasks WHERE sender_agent_id = ? AND body = 'ready'",
-                                       (mid,))[0][0] == 1, f"{name} ready")
-        return mid
-
-    def pane_of(self, mid) -> str:
-        return self.db_rows("SELECT pane_id FROM placements WHERE agent_id = ?", (mid,))[0][0]
-
-    def db_rows(self, sql, params=()):
-        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
-        try:
-            return conn.execute(sql, params).fetchall()
-        finally:
-            conn.close()
-
-    def log(self, mid) -> list[dict]:
-        path = self.logdir / f"{mid}.log"
-        if not path.exists():
-            return []
-        return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
-
-    def tmux(self, *args):
-        return subprocess.run(["tmux", "-S", self.socket, *args], capture_output=True, text=True, timeout=10)
-
-    @staticmethod
-    def wait(pred, what, timeout=15.0):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if pred():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}")
-
-    def close(self):
-        subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True, timeout=10)
-        shutil.rmtree(self.sock_dir, ignore_errors=True)
 
 
 @pytest.fixture

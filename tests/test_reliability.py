@@ -23,16 +23,15 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from cafleet.broker import Broker
+from tmux_fleet import TmuxFleet  # noqa: E402  (tests/ is on sys.path)
 
 CTX = mp.get_context("spawn")
 PY = sys.executable
@@ -112,59 +111,6 @@ def _collect(out, procs, timeout):
 
 
 # ---------------------------------------------------------------- a stand-in member in tmux
-
-
-STANDIN_WRAPPER = """#!/bin/sh
-CAFLEET_STANDIN_LOG="$CAFLEET_TEST_LOGDIR/$CAFLEET_AGENT_ID.log"
-export CAFLEET_STANDIN_LOG
-exec {py} -m cafleet.standin "$@"
-"""
-
-
-class TmuxFleet:
-    """A fleet on a private tmux server (stand-in Director pane, stand-in members through
-    the claude backend path)."""
-
-    def __init__(self, tmp: Path, db: Path):
-        self.db = db
-        self.sock_dir = Path(tempfile.mkdtemp(prefix="cfr-", dir="/tmp"))
-        self.socket = str(self.sock_dir / "tmux")
-        self.logdir = tmp / "logs"
-        self.logdir.mkdir()
-        bin_dir = tmp / "bin"
-        bin_dir.mkdir()
-        (bin_dir / "claude").write_text(STANDIN_WRAPPER.format(py=PY))
-        (bin_dir / "claude").chmod(0o755)
-        self.env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE", "CAFLEET_BUSY_TIMEOUT_MS")}
-        self.env.update(CAFLEET_DB=str(db), PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-                        CAFLEET_TEST_LOGDIR=str(self.logdir))
-        out = subprocess.run(
-            ["tmux", "-S", self.socket, "-f", "/dev/null", "new-session", "-d", "-s", "fleet", "-x", "200",
-             "-y", "50", "-e", f"CAFLEET_DB={db}", "-e", f"CAFLEET_TEST_LOGDIR={self.logdir}",
-             "-e", f"CAFLEET_STANDIN_LOG={self.logdir / 'director.log'}", "-P", "-F", "#{pane_id}",
-             "--", PY, "-m", "cafleet.standin", "--director"], capture_output=True, text=True, env=self.env,
-            timeout=15)
-        assert out.returncode == 0, out.stderr
-        self.denv = {**self.env, "TMUX": f"{self.socket},0,0", "TMUX_PANE": out.stdout.strip()}
-        lines = self.cafleet("fleet", "create", "--name", "load").stdout.splitlines()
-        self.fid, self.director = lines[0], lines[1]
-
-    def cafleet(self, *args, timeout=60):
-        p = subprocess.run([PY, "-m", "cafleet", *map(str, args)], env=self.denv, capture_output=True, text=True,
-                           timeout=timeout)
-        assert p.returncode == 0 and "Traceback" not in p.stderr, (args, p.returncode, p.stderr)
-        return p
-
-    def add_member(self, name) -> str:
-        mid = self.cafleet("--fleet-id", self.fid, "member", "create", "--name", name, "--description", "d",
-                           "--", "wait").stdout.splitlines()[0]
-        wait_for(lambda: _count(self.db, "SELECT COUNT(*) FROM tasks WHERE sender_agent_id = ? AND body = 'ready'",
-                                (mid,)) == 1, "ready")
-        return mid
-
-    def close(self):
-        subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True, timeout=10)
-        shutil.rmtree(self.sock_dir, ignore_errors=True)
 
 
 def _count(db, sql, params=()) -> int:
