@@ -556,7 +556,7 @@ class Broker:
     def touch(self, agent_id: str) -> None:
         """Set the agent's `last_seen` to now (every cafleet call made as that agent)."""
         with self._write() as c:
-            c.execute("UPDATE agents SET last_seen = ? WHERE agent_id = ?", (now(), agent_id))
+            self._seen(c, agent_id, now())
 
     # -- placements ----------------------------------------------------------
 
@@ -635,7 +635,7 @@ class Broker:
             recipient = self.get_agent(fleet_id, recipient_id, flag="--to")
             ts = now()
             task_id = self._insert_task(c, fleet_id, sender_id, recipient_id, body, ts)
-            c.execute("UPDATE agents SET last_seen = ? WHERE agent_id = ?", (ts, sender_id))
+            self._seen(c, sender_id, ts)
             task = self._task(task_id)
         task["recipient"] = recipient
         return task
@@ -654,11 +654,23 @@ class Broker:
                 task = self._task(task_id)
                 task["recipient"] = r
                 tasks.append(task)
-            c.execute("UPDATE agents SET last_seen = ? WHERE agent_id = ?", (ts, sender_id))
+            self._seen(c, sender_id, ts)
         return tasks
 
     def _task(self, task_id: str) -> dict | None:
         return self._row(self._TASK_SELECT + " WHERE t.task_id = ?", (task_id,))
+
+    def _fleet_task(self, fleet_id: str, task_id: str) -> dict:
+        """The task, if it belongs to this fleet; `NotFound` otherwise (other fleets' too)."""
+        task = self._task(task_id)
+        if task is None or task["fleet_id"] != fleet_id:
+            raise NotFound(f"task {task_id} not found in fleet {fleet_id}")
+        return task
+
+    @staticmethod
+    def _seen(c, agent_id: str, ts: str) -> None:
+        """Set the agent's `last_seen` inside the caller's transaction."""
+        c.execute("UPDATE agents SET last_seen = ? WHERE agent_id = ?", (ts, agent_id))
 
     def poll(self, fleet_id: str, agent_id: str, limit: int | None = None) -> list[dict]:
         """Un-acked (`input_required`) tasks addressed to `agent_id`, newest first, full bodies.
@@ -667,7 +679,7 @@ class Broker:
             raise UsageError("--limit must be at least 1")
         with self._write() as c:
             self.get_agent(fleet_id, agent_id)
-            c.execute("UPDATE agents SET last_seen = ? WHERE agent_id = ?", (now(), agent_id))
+            self._seen(c, agent_id, now())
             sql = self._TASK_SELECT + " WHERE t.recipient_agent_id = ? AND t.state = 'input_required' ORDER BY t.seq DESC"
             params: tuple = (agent_id,)
             if limit is not None:
@@ -685,9 +697,7 @@ class Broker:
             results = []
             ts = now()
             for task_id in dict.fromkeys(task_ids):
-                task = self._task(task_id)
-                if task is None or task["fleet_id"] != fleet_id:
-                    raise NotFound(f"task {task_id} not found in fleet {fleet_id}")
+                task = self._fleet_task(fleet_id, task_id)
                 if task["recipient_agent_id"] != agent_id:
                     raise Forbidden(f"task {task_id} is not addressed to agent {agent_id}; only its recipient can ack it")
                 if task["state"] == "canceled":
@@ -696,7 +706,7 @@ class Broker:
                 if not already:
                     c.execute("UPDATE tasks SET state = 'completed', updated_at = ? WHERE task_id = ?", (ts, task_id))
                 results.append({"task_id": task_id, "state": "completed", "already_acked": already})
-            c.execute("UPDATE agents SET last_seen = ? WHERE agent_id = ?", (ts, agent_id))
+            self._seen(c, agent_id, ts)
         return results
 
     def cancel(self, fleet_id: str, agent_id: str, task_id: str) -> dict:
@@ -704,9 +714,7 @@ class Broker:
         harmless. `Forbidden` for a non-sender, `Conflict` after ack. Returns the task row."""
         with self._write() as c:
             self.get_agent(fleet_id, agent_id)
-            task = self._task(task_id)
-            if task is None or task["fleet_id"] != fleet_id:
-                raise NotFound(f"task {task_id} not found in fleet {fleet_id}")
+            task = self._fleet_task(fleet_id, task_id)
             if task["sender_agent_id"] != agent_id:
                 raise Forbidden(f"task {task_id} was not sent by agent {agent_id}; only its sender can cancel it")
             if task["state"] == "completed":
@@ -714,19 +722,17 @@ class Broker:
             ts = now()
             if task["state"] != "canceled":
                 c.execute("UPDATE tasks SET state = 'canceled', updated_at = ? WHERE task_id = ?", (ts, task_id))
-            c.execute("UPDATE agents SET last_seen = ? WHERE agent_id = ?", (ts, agent_id))
+            self._seen(c, agent_id, ts)
             return self._task(task_id)
 
     def show_task(self, fleet_id: str, agent_id: str, task_id: str) -> dict:
         """One task, for its sender or recipient only (`Forbidden` otherwise)."""
         with self._write() as c:
             self.get_agent(fleet_id, agent_id)
-            task = self._task(task_id)
-            if task is None or task["fleet_id"] != fleet_id:
-                raise NotFound(f"task {task_id} not found in fleet {fleet_id}")
+            task = self._fleet_task(fleet_id, task_id)
             if agent_id not in (task["sender_agent_id"], task["recipient_agent_id"]):
                 raise Forbidden(f"task {task_id} is visible only to its sender and recipient")
-            c.execute("UPDATE agents SET last_seen = ? WHERE agent_id = ?", (now(), agent_id))
+            self._seen(c, agent_id, now())
             return task
 
     def unread_count(self, agent_id: str) -> int:
