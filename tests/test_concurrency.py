@@ -11,26 +11,10 @@ import sqlite3
 import time
 
 from cafleet.broker import Broker
+from test_reliability import _collect  # noqa: E402  (tests/ is on sys.path)
 
 CTX = mp.get_context("fork")  # the workers open their own connections; none is inherited in use
 DEADLINE_S = 20
-
-
-def _collect(out, procs, timeout):
-    """Results the workers put on `out`, until all reported or `timeout` s; then reap them."""
-    results = []
-    end = time.monotonic() + timeout
-    while len(results) < len(procs) and time.monotonic() < end:
-        try:
-            results.append(out.get(timeout=0.5))
-        except Exception:  # noqa: BLE001 - queue.Empty
-            if not any(p.is_alive() for p in procs) and out.empty():
-                break
-    for p in procs:
-        p.join(timeout=5)
-        if p.is_alive():
-            p.kill()
-    return results
 
 
 def _open_and_write(db, fid, i, barrier, out):
