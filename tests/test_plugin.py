@@ -21,6 +21,7 @@ import pytest
 
 import cafleet
 from cafleet.broker import Broker
+from checkout import clean_copy  # tests/ is on sys.path (rootdir conftest)
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = {"PreToolUse": "Bash", "PostToolUse": "CronCreate|CronDelete|CronList",
@@ -56,19 +57,6 @@ def claude_env(home: Path) -> dict:
 
 def run(argv, env, cwd) -> subprocess.CompletedProcess:
     return subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
-
-
-def checkout(dest: Path) -> Path:
-    """The files a user's clone would have: tracked plus new-but-not-ignored ones (so the
-    working tree is tested, without `.e2e-tools/` and other ignored bulk)."""
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, check=True).stdout.decode().split("\0")
-    for rel in filter(None, files):
-        src = ROOT / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    return dest
 
 
 # ------------------------------------------------------------------ manifests (no claude needed)
@@ -136,7 +124,7 @@ def test_claude_plugin_validate_passes_clean(claude, tmp_path):
 
 
 def test_install_from_a_checkout_like_a_user(claude, tmp_path):
-    repo = checkout(tmp_path / "cafleet")
+    repo = clean_copy(tmp_path / "cafleet")
     env = claude_env(tmp_path / "home")
     work = tmp_path / "work"
     work.mkdir()

@@ -33,7 +33,6 @@ import inspect
 import json
 import os
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import claude_env as ce
+from checkout import clean_copy  # tests/ is on sys.path (rootdir conftest)
 from fakeapi import Reply, Request, ToolResult, ToolUse
 
 UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -56,24 +56,10 @@ STEP_RE = re.compile(r"E2E-STEP:([\w-]+)(?::(\S+))?")
 # --------------------------------------------------------------------------- plugin
 
 
-def clean_copy(src: Path, dst: Path) -> Path:
-    """Copy only what git would ship (tracked + untracked-not-ignored files): ``plugin
-    install`` copies the whole marketplace folder, gitignored ``.e2e-tools`` (1.7 GB) included
-    (anthropics/claude-code#93423)."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=src,
-                           capture_output=True, check=True).stdout.decode().split("\0")
-    for rel in filter(None, files):
-        s = src / rel
-        if s.is_file():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(s, dst / rel)
-    return dst
-
-
 def install_plugin(claude_bin: str, env: dict, cwd: Path, workdir: Path) -> Path:
     """Install the cafleet plugin into ``env["HOME"]`` from a clean copy under ``workdir``;
     returns the copy (the plugin's root, ``CLAUDE_PLUGIN_ROOT`` of its hooks)."""
-    src = clean_copy(ce.REPO, workdir / "cafleet-plugin")
+    src = clean_copy(workdir / "cafleet-plugin")
     mkt = json.loads((src / ".claude-plugin" / "marketplace.json").read_text())
     ce.run_cli([claude_bin, "plugin", "marketplace", "add", str(src)], env=env, cwd=cwd)
     ce.run_cli([claude_bin, "plugin", "install", f"cafleet@{mkt['name']}"], env=env, cwd=cwd)

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import time
 
 import pytest
 
+from checkout import clean_copy  # tests/ is on sys.path (rootdir conftest)
 from claude_env import REPO, run_cli, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -86,27 +85,10 @@ def test_plugin_install_one_step_with_marketplace_flag(claude_bin, e2e_env, proj
     assert "e2e-plugin@e2e-local-2" in listed
 
 
-def clean_copy(src, dst):
-    """Copy only what git would ship (tracked + untracked-not-ignored files).
-
-    ``plugin install`` from a directory marketplace copies the whole folder (minus .git) into
-    ~/.claude/plugins/cache, gitignored files included (anthropics/claude-code#93423): from a
-    working tree with .e2e-tools that is 1.7 GB and ~7 s per install.
-    """
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=src,
-                           capture_output=True, check=True).stdout.decode().split("\0")
-    for rel in filter(None, files):
-        s = src / rel
-        if s.is_file():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(s, dst / rel)
-    return dst
-
-
 @pytest.mark.skipif(not (REPO / ".claude-plugin" / "marketplace.json").exists(),
                     reason="the repo has no .claude-plugin/marketplace.json yet")
 def test_repo_plugin_installs_offline(claude_bin, e2e_env, project_dir, tmp_path):
-    src = clean_copy(REPO, tmp_path / "cafleet-plugin")
+    src = clean_copy(tmp_path / "cafleet-plugin")
     mkt = json.loads((src / ".claude-plugin" / "marketplace.json").read_text())
     name = mkt["plugins"][0]["name"]
     run_cli([claude_bin, "plugin", "marketplace", "add", str(src)], env=e2e_env, cwd=project_dir)
