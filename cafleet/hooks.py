@@ -201,56 +201,46 @@ _SPECIAL_PARAMS = set("0123456789@*#?$!-")
 MAX_DEPTH = 8
 
 
-def _match_paren(s: str, j: int) -> int:
-    """Index of the `)` closing the `(` just before `j` (quote-aware), or len(s)."""
+def _match_close(s: str, j: int, opening: str, closing: str, quotes: bool) -> int:
+    """Index of the `closing` that ends the `opening` just before `j` (nesting-aware; with
+    `quotes`, brackets inside '…', "…" and `…` do not count), or len(s)."""
     depth, n = 1, len(s)
     while j < n:
         ch = s[j]
         if ch == "\\":
             j += 2
             continue
-        if ch == "'":
+        if quotes and ch == "'":
             k = s.find("'", j + 1)
             j = n if k < 0 else k + 1
             continue
-        if ch == '"':
+        if quotes and ch == '"':
             j += 1
             while j < n and s[j] != '"':
                 j += 2 if s[j] == "\\" else 1
             j += 1
             continue
-        if ch == "`":
-            k = j + 1
-            while k < n and s[k] != "`":
-                k += 2 if s[k] == "\\" else 1
-            j = k + 1
+        if quotes and ch == "`":
+            j = _backtick_end(s, j + 1) + 1
             continue
-        if ch == "(":
+        if ch == opening:
             depth += 1
-        elif ch == ")":
+        elif ch == closing:
             depth -= 1
             if depth == 0:
                 return j
         j += 1
     return n
+
+
+def _match_paren(s: str, j: int) -> int:
+    """Index of the `)` closing the `(` just before `j` (quote-aware), or len(s)."""
+    return _match_close(s, j, "(", ")", quotes=True)
 
 
 def _match_brace(s: str, j: int) -> int:
     """Index of the `}` closing `${` (nesting-aware), or len(s)."""
-    depth, n = 1, len(s)
-    while j < n:
-        ch = s[j]
-        if ch == "\\":
-            j += 2
-            continue
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return j
-        j += 1
-    return n
+    return _match_close(s, j, "{", "}", quotes=False)
 
 
 def _backtick_end(s: str, j: int) -> int:
