@@ -265,11 +265,38 @@ def _check_started(placement: dict, binary: str) -> None:
     while time.monotonic() < deadline and pane_state(placement) == "alive":
         time.sleep(0.05)
     state = pane_state(placement)
+    if state == "gone":
+        raise CafleetError(f"`{binary}` exited right after it started, so the member was not created "
+                           "(its pane is gone, so its output is lost).")
     if state != "alive":
-        output = _tail(socket, pane_id) if state == "dead" else "(the pane is gone)"
-        raise CafleetError(f"`{binary}` exited right after it started, so the member was not created. "
-                           f"Its last output:\n{output}")
+        status = _dead_status(socket, pane_id)
+        output = _tail(socket, pane_id)
+        if output:
+            detail = f"Its last output:\n{output}"
+        else:
+            # tmux discards output it has not read when the process exits (tmux/tmux#506).
+            detail = ("tmux kept none of its output (tmux drops what a process prints in its last "
+                      f"moments when it exits within milliseconds); run `{binary}` in a shell to see why.")
+        raise CafleetError(f"`{binary}` exited{status} right after it started, so the member was not "
+                           f"created. {detail}")
     tmux.set_remain_on_exit(socket, pane_id, False)
+
+
+def _dead_status(socket: str, pane_id: str, patience: float = 0.2) -> str:
+    """" with status N" for a dead pane (`#{pane_dead_status}`), or "" when tmux has none.
+    tmux marks a pane dead when its pty closes and records the exit status when it reaps the
+    process, a moment later, so this waits up to `patience` seconds. Best effort: tmux 3.3a
+    sometimes never records it (7 of 20 tries here), and has none after a signal."""
+    from cafleet import tmux
+
+    deadline = time.monotonic() + patience
+    while True:
+        info = tmux.pane_info(socket, pane_id)
+        if info is not None and info.dead_status is not None:
+            return f" with status {info.dead_status}"
+        if info is None or time.monotonic() >= deadline:
+            return ""
+        time.sleep(0.02)
 
 
 def list_members(broker: Broker, fleet_id: str, director_id: str | None = None) -> list[dict]:
@@ -370,7 +397,7 @@ def delete(broker: Broker, fleet_id: str, member_id: str, *, force: bool = False
             deadline = time.monotonic() + timeout
             while (state := pane_state(placement)) == "alive":
                 if time.monotonic() >= deadline:
-                    tail = _tail(socket, pane_id)
+                    tail = _tail(socket, pane_id) or "(the pane is blank)"
                     raise Timeout(
                         f"member {member_id}'s pane {pane_id} did not close within {timeout:g} s of "
                         f"`{backend.exit_command}`; nothing was deregistered. Its last lines:\n{tail}\n"
@@ -388,8 +415,9 @@ def delete(broker: Broker, fleet_id: str, member_id: str, *, force: bool = False
 
 
 def _tail(socket: str, pane_id: str, lines: int = 15) -> str:
-    """The last `lines` non-blank lines of a pane, without tmux's `Pane is dead …` notice
-    (a pane kept by remain-on-exit pads the screen with blank rows below the output)."""
+    """The last `lines` non-blank lines of a pane and its history, without tmux's `Pane is
+    dead …` notice (a pane kept by remain-on-exit pads the screen with blank rows below the
+    output, and the notice can push the output into history); "" when nothing is left."""
     from cafleet import tmux
 
     try:
@@ -397,7 +425,7 @@ def _tail(socket: str, pane_id: str, lines: int = 15) -> str:
     except CafleetError as e:
         return f"(could not capture the pane: {e.message})"
     rows = [r for r in text.splitlines() if r.strip() and not r.startswith("Pane is dead")]
-    return "\n".join(rows[-lines:]) or "(no output)"
+    return "\n".join(rows[-lines:])
 
 
 def clear_panes_for_fleet_delete(broker: Broker, fleet_id: str, *, force: bool) -> list[str]:

@@ -132,7 +132,9 @@ class PaneInfo:
     """A pane's state at one moment (tmux formats of the same names).
 
     ``dead`` is ``#{pane_dead}`` (the process exited and the pane is kept by
-    ``remain-on-exit``); ``pid`` is ``#{pane_pid}`` (None if tmux reports none);
+    ``remain-on-exit``); ``dead_status`` is ``#{pane_dead_status}``, the exit status of a
+    dead pane's process (None while it runs, or when it was killed by a signal);
+    ``pid`` is ``#{pane_pid}`` (None if tmux reports none);
     ``current_command`` is ``#{pane_current_command}``; ``width``/``height`` in cells.
     """
 
@@ -140,6 +142,7 @@ class PaneInfo:
     window_id: str
     session_name: str
     dead: bool
+    dead_status: int | None
     pid: int | None
     current_command: str
     width: int
@@ -205,6 +208,7 @@ _INFO_FIELDS = (
     "pane_id",
     "window_id",
     "pane_dead",
+    "pane_dead_status",
     "pane_pid",
     "pane_width",
     "pane_height",
@@ -242,6 +246,7 @@ def pane_info(socket_path: str, pane_id: str) -> PaneInfo | None:
         window_id=values["window_id"],
         session_name=values["session_name"],
         dead=values["pane_dead"] == "1",
+        dead_status=_int_or(values["pane_dead_status"], None),
         pid=_int_or(values["pane_pid"], None),
         current_command=values["pane_current_command"],
         width=_int_or(values["pane_width"], 0) or 0,

@@ -102,11 +102,13 @@ class Rig:
         logging to `director_log`). Returns the pane id; sets `env` for the CLI."""
         cmd = command or ["env", f"CAFLEET_STANDIN_LOG={self.director_log}",
                           sys.executable, "-m", "cafleet.standin", "--director"]
-        out = subprocess.run(
+        started = subprocess.run(
             ["tmux", "-S", self.socket, "-f", "/dev/null", "new-session", "-d", "-s", self.session,
              "-x", str(size[0]), "-y", str(size[1]), "-P", "-F", "#{pane_id}\t#{window_id}", *cmd],
-            capture_output=True, text=True, env=self.base_env, cwd=self.tmp, timeout=10, check=True,
-        ).stdout.strip()
+            capture_output=True, text=True, env=self.base_env, cwd=self.tmp, timeout=10,
+        )
+        assert started.returncode == 0, f"tmux new-session failed: {started.stderr}"
+        out = started.stdout.strip()
         self.director_pane, self.window = out.split("\t")
         self.env = {**self.base_env, "TMUX": f"{self.socket},0,0", "TMUX_PANE": self.director_pane}
         if command is None:
@@ -698,14 +700,40 @@ def test_a_backend_that_exits_right_after_start_is_rolled_back(fleet, tmp_path, 
     assert len(fleet.all_rows("agents")) == 1 and len(fleet.all_rows("placements")) == 1
 
 
-@pytest.mark.parametrize("script", BAD_BACKENDS)
-def test_a_backend_that_exits_right_after_start_shows_its_error(fleet, tmp_path, script):
-    """The pane is born remain-on-exit, so even a backend that exits within milliseconds
-    leaves its error to be shown (not a tmux error about a pane that is gone)."""
-    env = _bad_backend(fleet, tmp_path, script)
+def exited_with(status: int) -> re.Pattern:
+    """The start check's error; the status is best effort (tmux 3.3a sometimes never records
+    `#{pane_dead_status}`)."""
+    return re.compile(rf"`claude` exited( with status {status})? right after it started, so the member was not created")
+
+
+def test_a_backend_that_exits_soon_after_start_shows_its_error(fleet, tmp_path):
+    """The pane is born remain-on-exit, so a backend that exits within the start check leaves
+    its error and exit status to be shown (not a tmux error about a pane that is gone)."""
+    env = _bad_backend(fleet, tmp_path, "echo 'error: unknown option --settings'; sleep 0.2; exit 3")
     p = fleet.cli(*fleet.f, "member", "create", "--name", "Bad", "--description", "d", "--", "hi", env=env, code=1)
-    assert "exited right after it started" in p.stderr, p.stderr
-    assert "unknown option --settings" in p.stderr, p.stderr
+    assert exited_with(3).search(p.stderr), p.stderr
+    assert "Its last output:\nerror: unknown option --settings" in p.stderr, p.stderr
+
+
+def test_a_backend_that_exits_at_once_shows_its_status_and_says_if_output_was_lost(fleet, tmp_path):
+    """tmux may discard the unread output of a process that exits within milliseconds
+    (tmux#506; rare here: once in about 40 loaded runs, 0 in 400 plain tmux tries): the error
+    then still gives the exit status and says the output is lost, never an empty "last
+    output"."""
+    env = _bad_backend(fleet, tmp_path, "echo 'error: unknown option --settings'; exit 3")
+    p = fleet.cli(*fleet.f, "member", "create", "--name", "Bad", "--description", "d", "--", "hi", env=env, code=1)
+    assert exited_with(3).search(p.stderr), p.stderr
+    if "unknown option --settings" in p.stderr:
+        assert "Its last output:\nerror: unknown option --settings" in p.stderr, p.stderr
+    else:
+        assert "tmux kept none of its output" in p.stderr and "run `claude` in a shell" in p.stderr, p.stderr
+
+
+def test_a_backend_that_prints_nothing_is_reported_as_such(fleet, tmp_path):
+    env = _bad_backend(fleet, tmp_path, "sleep 0.1; exit 7")
+    p = fleet.cli(*fleet.f, "member", "create", "--name", "Bad", "--description", "d", "--", "hi", env=env, code=1)
+    assert exited_with(7).search(p.stderr), p.stderr
+    assert "tmux kept none of its output" in p.stderr, p.stderr
 
 
 def test_tail_of_a_dead_pane_shows_the_processes_output(rig):
@@ -713,19 +741,34 @@ def test_tail_of_a_dead_pane_shows_the_processes_output(rig):
     notice: the tail shown to the user (member create / delete errors) must skip them."""
     rig.start(["sleep", "600"])
     rig.tmux("set-option", "-w", "-t", rig.window, "remain-on-exit", "on")
+    # the pause before exit: tmux drops output it has not yet read when the process exits (tmux#506)
     pane = rig.tmux("split-window", "-d", "-P", "-F", "#{pane_id}", "-t", rig.director_pane,
-                    "sh", "-c", "echo 'error: unknown option --settings'; exit 1")
-    wait_for(lambda: "Pane is dead" in rig.capture(pane), "the dead pane's notice")
+                    "sh", "-c", "echo 'error: unknown option --settings'; sleep 0.2; exit 1")
+    # tmux 3.3a does not always draw its `Pane is dead` notice: wait for the pane_dead flag
+    wait_for(lambda: rig.tmux("display-message", "-p", "-t", pane, "#{pane_dead}") == "1", "the pane to die")
     assert "unknown option --settings" in rig.capture(pane)
-    assert "unknown option --settings" in members._tail(rig.socket, pane)
+    tail = members._tail(rig.socket, pane)
+    assert "unknown option --settings" in tail and "Pane is dead" not in tail
+
+
+def _process_running(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie (the tmux server is a daemon whose reaper may
+    be slow; /proc/<pid>/stat field 3 is the state, see proc(5))."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _restart_server_with_a_stranger_on(rig: Rig, pane_id: str, log: Path) -> str:
     """Kill the tmux server and start a fresh one on the same socket (as after a reboot or
     `tmux kill-server`), whose second pane gets `pane_id` again. Returns that pane."""
+    server_pid = int(rig.tmux("display-message", "-p", "#{pid}"))
     rig.tmux("kill-server")
-    wait_for(lambda: subprocess.run(["tmux", "-S", rig.socket, "list-sessions"],
-                                    capture_output=True).returncode != 0, "the old tmux server to exit")
+    # `list-sessions` failing is not enough: a server that has dropped its sessions but not yet
+    # exited answers "no sessions", and a `new-session` sent to it then fails (seen in CI).
+    wait_for(lambda: not _process_running(server_pid), "the old tmux server process to exit")
     rig.start(["sleep", "600"])
     stranger = rig.tmux("split-window", "-d", "-P", "-F", "#{pane_id}", "-t", rig.director_pane,
                         "env", f"CAFLEET_STANDIN_LOG={log}", sys.executable, "-m", "cafleet.standin", "--director")
