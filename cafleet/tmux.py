@@ -133,7 +133,7 @@ class PaneInfo:
 
     ``dead`` is ``#{pane_dead}`` (the process exited and the pane is kept by
     ``remain-on-exit``); ``dead_status`` is ``#{pane_dead_status}``, the exit status of a
-    dead pane's process (None while it runs, or when it was killed by a signal);
+    dead pane's process (None while it runs, after a signal, or when tmux 3.3a missed it);
     ``pid`` is ``#{pane_pid}`` (None if tmux reports none);
     ``current_command`` is ``#{pane_current_command}``; ``width``/``height`` in cells.
     """
