@@ -568,12 +568,16 @@ class Broker:
             self.get_agent(fleet_id, agent_id)
             self._insert_placement(c, agent_id, fleet_id, placement, coding_agent, now())
 
-    def find_agent_by_pane(self, tmux_socket: str, pane_id: str) -> dict | None:
-        """The active agent placed in this pane of this tmux server, with `fleet` info, or None."""
+    def find_agent_by_pane(self, tmux_socket: str, pane_id: str, accept=None) -> dict | None:
+        """The active agent placed in this pane of this tmux server, with `fleet` info, or None.
+        `accept(placement) -> bool`, when given, skips placements the caller knows are stale
+        (see `hooks.open_agent`)."""
         rows = self._agents(
             "p.tmux_socket = ? AND p.pane_id = ? AND a.status = 'active'", (tmux_socket, pane_id)
         )
         for row in rows:
+            if accept is not None and not accept(row["placement"]):
+                continue
             fleet = self._row("SELECT * FROM fleets WHERE fleet_id = ? AND deleted_at IS NULL", (row["fleet_id"],))
             if fleet:
                 row["fleet"] = fleet

@@ -19,7 +19,8 @@ Contract (docs/ARCHITECTURE.md, CONTRACT.md "Hooks"):
   `compact`), Stop `stop_hook_active`.
 - Who is calling: the pane. `$TMUX` is `<socket path>,<server pid>,<session>` and
   `$TMUX_PANE` is `%N` (Claude Code runs hooks with the session's environment, so a claude
-  started in a fleet pane has both); `(socket path, pane id)` → the placement row → the agent.
+  started in a fleet pane has both); `(socket path, pane id)` → the placement row → the agent,
+  skipping a placement whose recorded pane process is gone (a tmux server restart reuses `%N`).
 - A session that is not a fleet agent (no `$TMUX`, no DB file, no placement for the pane) gets
   exit 0 and no output. So does every internal fault: a hook must never break a session.
   The DB is opened with `create=False`, so a machine that never ran cafleet stays untouched.
@@ -151,11 +152,11 @@ def open_agent(environ):
     br = _broker.Broker.open(path, create=False)
     try:
         socket_path, pane_id = where
-        agent = br.find_agent_by_pane(socket_path, pane_id)
+        agent = br.find_agent_by_pane(socket_path, pane_id, placement_is_live)
         if agent is None:
             real = os.path.realpath(socket_path)
             if real != socket_path:
-                agent = br.find_agent_by_pane(real, pane_id)
+                agent = br.find_agent_by_pane(real, pane_id, placement_is_live)
     except BaseException:
         br.close()
         raise
@@ -163,6 +164,24 @@ def open_agent(environ):
         br.close()
         return None, None
     return br, agent
+
+
+def placement_is_live(placement: dict) -> bool:
+    """False when the placement recorded its pane's process id and no such process exists:
+    the tmux server was restarted and `%N` now names a stranger's pane. The hook cannot afford
+    a tmux call (members.pane_state compares with `#{pane_pid}`), so it asks the kernel with
+    signal 0 (kill(2): ESRCH = no such process, EPERM = it exists). A placement without a
+    recorded pid is taken as live."""
+    pid = placement.get("pane_pid")
+    if not pid:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _coding_agent(agent: dict) -> str | None:

@@ -752,3 +752,36 @@ def test_member_routing_needs_the_member_identity(fleet, denv, menv):
     assert run_hook("PreToolUse", bash("npm test"), wrong)[1] is None
     outside = {k: v for k, v in menv.items() if not k.startswith("TMUX")}
     assert run_hook("PreToolUse", bash("npm test"), outside)[1] is None
+
+
+# ------------------------------------------------------------------ stale placements
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def test_a_placement_whose_pane_process_is_gone_is_not_the_callers(tmp_path):
+    """After a tmux server restart `%N` names a stranger's pane: the placement recorded the old
+    pane's process id, and that process is gone, so the stranger's claude is not the member
+    (its Bash is not guarded, its Stop is not blocked), while a live recorded pid still is."""
+    db = tmp_path / "data" / "cafleet.db"
+    pane = {"tmux_socket": SOCKET, "session_name": "main", "window_id": "@1"}
+    with Broker.open(str(db)) as b:
+        f = b.create_fleet("alpha", coding_agent="claude", placement={**pane, "pane_id": DIRECTOR_PANE})
+        fleet_id, director = f["fleet_id"], f["director"]["agent_id"]
+        stale = b.register_agent(fleet_id, "old", "d", role="member", parent_agent_id=director,
+                                 coding_agent="claude",
+                                 placement={**pane, "pane_id": MEMBER_PANE, "pane_pid": _dead_pid()})["agent_id"]
+        live = b.register_agent(fleet_id, "new", "d", role="member", parent_agent_id=director,
+                                coding_agent="claude",
+                                placement={**pane, "pane_id": "%7", "pane_pid": os.getpid()})["agent_id"]
+        b.send(fleet_id, director, stale, "x")
+        b.send(fleet_id, director, live, "y")
+    stop = {"session_id": "s", "hook_event_name": "Stop", "stop_hook_active": False}
+    assert run_hook("Stop", stop, hook_env(db, MEMBER_PANE)) == (0, None, "")
+    assert run_hook("PreToolUse", bash("tmux kill-server"), hook_env(db, MEMBER_PANE)) == (0, None, "")
+    code, out, _ = run_hook("Stop", stop, hook_env(db, "%7"))
+    assert code == 0 and out["decision"] == "block" and live in out["reason"]
