@@ -520,7 +520,7 @@ def test_wait_until():
     assert tmux.wait_until(lambda: calls.append(1) or len(calls) >= 3, 1, 0.01)
     start = time.monotonic()
     assert not tmux.wait_until(lambda: False, 0.1, 0.02)
-    assert 0.09 <= time.monotonic() - start < 0.5
+    assert 0.09 <= time.monotonic() - start < 2  # generous: CI machines stall
     assert not tmux.wait_until(lambda: False, 0)
 
 
