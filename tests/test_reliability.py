@@ -121,15 +121,6 @@ def _count(db, sql, params=()) -> int:
         conn.close()
 
 
-def wait_for(pred, what, timeout=20.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 class MemberTraffic:
     """Three threads looping `member list`, `member capture` and a pushed `message send` to
     the stand-in member (each a CLI process) until stopped; records every failure and when
@@ -248,8 +239,8 @@ def test_8_processes_x_100_sends_delivered_exactly_once(db_path, tmp_path, with_
             during = traffic.overlapping(t0, t1)
             assert all(during[k] >= 1 for k in MemberTraffic.KINDS), (during, elapsed)
             # the stand-in polled, acked and answered every pushed message
-            wait_for(lambda: _count(db, "SELECT COUNT(*) FROM tasks WHERE recipient_agent_id = ? AND state = "
-                                        "'input_required'", (member,)) == 0, "the member to ack its pushes", 30)
+            TmuxFleet.wait(lambda: _count(db, "SELECT COUNT(*) FROM tasks WHERE recipient_agent_id = ? AND state = "
+                                               "'input_required'", (member,)) == 0, "the member to ack its pushes", 30)
             assert _count(db, "SELECT COUNT(*) FROM tasks WHERE recipient_agent_id = ? AND state = 'completed'",
                           (member,)) == len(traffic.pushed)
     finally:
