@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -269,3 +270,39 @@ def test_property_escape_round_trips_through_tmux_rule(text):
     arg, ends = tmux_parses(ks.escape_trailing_semicolon(text))
     assert not ends
     assert arg == text
+
+
+# ----------------------------------------------------------------------------- dialogs
+
+SCREENS = Path(__file__).parent / "screens"
+
+
+@pytest.mark.parametrize("name,marker", [
+    ("codex-0.169.0-sign-in.txt", "Press enter to continue"),
+    ("codex-0.169.0-trust-folder.txt", "enter continue · esc back"),
+])
+def test_codex_start_screens_are_dialogs(name, marker):
+    """Screens captured from the real codex 0.169.0 in a tmux pane (tests/screens/): a preview's
+    Enter there would sign in or trust the folder on the user's behalf."""
+    assert ks.open_dialog((SCREENS / name).read_text()) == marker
+
+
+def test_claude_code_permission_prompt_is_a_dialog():
+    """The shape tests/e2e/test_scenario_dialogs.py meets in the real Claude Code 2.1.330."""
+    screen = ("Bash command\n\n  npm test\n  Run the tests\n\nDo you want to proceed?\n"
+              "❯ 1. Yes\n  2. Yes, and don't ask again for: npm test:*\n  3. No, and tell Claude what to do"
+              " differently (esc)\n\nEsc to cancel · Tab to amend\n")
+    assert ks.open_dialog(screen) == "Do you want to proceed?"
+
+
+@pytest.mark.parametrize("screen", [
+    # the trust screen once its list lost focus (no cursor row): a quote, not a dialog
+    (SCREENS / "codex-0.169.0-trust-folder.txt").read_text().replace("› 1.", "  1."),
+    # an agent's markdown: a quoted numbered list and a sentence about keys
+    "> 1. Press Enter in the form\n> 2. or Esc to leave it\nDone.\n",
+    # the footer far above the cursor (more than DIALOG_SCAN_ROWS rows): scrolled history
+    "enter continue · esc back\n" + "output\n" * ks.DIALOG_SCAN_ROWS + "› 1. Trust and continue\n",
+    "",
+])
+def test_not_dialogs(screen):
+    assert ks.open_dialog(screen) is None

@@ -18,6 +18,7 @@ have to stay up.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -106,6 +107,23 @@ def test_codex_and_opencode_members_start_with_the_backend_argv(backend_bins, e2
             print(f"\n--- {be} pane, offline ---\n{shown[-1500:]}")
         # the panes inherit ANTHROPIC_BASE_URL (the fake API): report whether anything came
         print(f"fake API saw: {[r.summary()[:120] for r in fake_api.snapshot()]} other: {fake_api.other}")
+
+    with phases("6 push to codex on its sign-in screen"):
+        # codex's sign-in screen is a choice list (`> 1. Sign in with ChatGPT` … `Press enter to
+        # continue`): a preview's Enter would start the ChatGPT sign-in flow in the member's
+        # pane. The task is stored; the push is skipped and the screen stays as it was.
+        M, pane, pid, *_rest = spawned["codex"]
+        before = e2e_tmux.capture(pane)
+        assert "> 1. Sign in with ChatGPT" in before, before
+        out = cafleet(e2e_env, "--fleet-id", F, "message", "send", "--agent-id", D, "--to", M,
+                      "--text", "start on the parser", pane=director).stdout.splitlines()
+        assert out[1] == ("no pane notified (the pane shows a dialog ('Press enter to continue'); "
+                          "not typing into it)"), out
+        assert [t["body"] for t in cafleet_json(e2e_env, "message", "poll", "--agent-id", M, fleet_id=F)] == [
+            "start on the parser"]
+        time.sleep(1.0)  # what a typed Enter would have changed by now (the browser sign-in screen)
+        after = e2e_tmux.capture(pane)
+        assert "> 1. Sign in with ChatGPT" in after and "Finish signing in" not in after, after
 
     with phases("6 member delete --force"):
         for be, (M, pane, pid, *_rest) in spawned.items():
