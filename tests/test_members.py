@@ -717,7 +717,7 @@ def test_a_backend_that_exits_soon_after_start_shows_its_error(fleet, tmp_path):
 
 def test_a_backend_that_exits_at_once_shows_its_status_and_says_if_output_was_lost(fleet, tmp_path):
     """tmux may discard the unread output of a process that exits within milliseconds
-    (tmux#506; rare here: once in about 40 loaded runs, 0 in 400 plain tmux tries): the error
+    (tmux#506; rare here: once in about 40 runs of a test, 0 in 400 plain tmux tries): the error
     then still gives the exit status and says the output is lost, never an empty "last
     output"."""
     env = _bad_backend(fleet, tmp_path, "echo 'error: unknown option --settings'; exit 3")
