@@ -264,10 +264,3 @@ def open_dialog(screen: str) -> str | None:
         if _KEY_HINT.search(row):
             return row.strip()[:80]
     return None
-    for i, row in enumerate(rows):
-        if i in cursors:
-            continue
-        for marker in _DIALOG_MARKERS:
-            if marker in row:
-                return marker
-    return None

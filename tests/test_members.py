@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from cafleet import keystrokes, members
+from cafleet import members
 from cafleet.broker import Broker
 from cafleet.demo import install_standin
 
