@@ -69,6 +69,17 @@ def _first_open(db, barrier, out):
         out.put(("error", f"{type(e).__name__}: {e}"))
 
 
+def _race_first_open(db, n: int) -> list:
+    """`n` processes released together by a barrier, each running `_first_open` on `db`;
+    their results."""
+    out = CTX.Queue()
+    barrier = CTX.Barrier(n)
+    procs = [CTX.Process(target=_first_open, args=(db, barrier, out)) for _ in range(n)]
+    for p in procs:
+        p.start()
+    return _collect(out, procs, 20)
+
+
 def test_concurrent_first_use_of_a_fresh_db(db_path):
     """Processes opening a brand-new DB while another process holds its write lock (as a
     cafleet process does while it switches the file to WAL and writes the schema) wait
@@ -82,12 +93,7 @@ def test_concurrent_first_use_of_a_fresh_db(db_path):
     holder.start()
     assert ready.wait(10)
     n = 4
-    out = CTX.Queue()
-    barrier = CTX.Barrier(n)
-    procs = [CTX.Process(target=_first_open, args=(db, barrier, out)) for _ in range(n)]
-    for p in procs:
-        p.start()
-    results = _collect(out, procs, 20)
+    results = _race_first_open(db, n)
     holder.join(10)
     assert [r for r in results if r[0] != "ok"] == [] and len(results) == n
     with Broker.open(db) as b:
@@ -105,12 +111,7 @@ def test_racing_first_use_without_a_stand_in(tmp_path):
     failures = []
     for r in range(rounds):
         db = str(tmp_path / f"r{r}" / "cafleet.db")
-        out = CTX.Queue()
-        barrier = CTX.Barrier(n)
-        procs = [CTX.Process(target=_first_open, args=(db, barrier, out)) for _ in range(n)]
-        for p in procs:
-            p.start()
-        results = _collect(out, procs, 20)
+        results = _race_first_open(db, n)
         failures += [x for x in results if x[0] != "ok"]
         assert len(results) == n
         with Broker.open(db) as b:
