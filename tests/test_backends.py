@@ -2,7 +2,7 @@
 checks against the real binaries (claude 2.1.330, codex-cli 0.169.0, opencode 1.18.33).
 
 Real-binary tests find the CLIs in ``$CAFLEET_E2E_TOOLS`` or the repo's
-``.e2e-tools/node_modules/.bin`` (else PATH) and are skipped, with the reason, when absent.
+the e2e tools dir (tests/e2e_tools.py; else PATH) and are skipped, with the reason, when absent.
 They run offline: `--help` parse checks, opencode reading its agent config, opencode's own
 permission engine executing Bash calls, and `opencode run` against a scripted
 OpenAI-compatible server on 127.0.0.1. The tmux TUI checks are marked ``e2e``.
@@ -28,6 +28,8 @@ import pytest
 from cafleet import backends as b
 from cafleet import permissions
 from cafleet.errors import UsageError
+
+import e2e_tools  # tests/ is on sys.path (rootdir conftest)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -547,24 +549,10 @@ def test_version_runs_the_binary_for_real(tmp_path, monkeypatch):
 # ============================================================================ real binaries
 
 
-def tools_bin() -> Path | None:
-    env = os.environ.get("CAFLEET_E2E_TOOLS")
-    cands = [Path(env), Path(env) / "node_modules" / ".bin"] if env else []
-    cands.append(REPO / ".e2e-tools" / "node_modules" / ".bin")
-    for c in cands:
-        if c.is_dir():
-            return c
-    return None
-
-
 def real(name: str) -> str:
-    d = tools_bin()
-    if d is not None and (d / name).exists():
-        return str(d / name)
-    found = shutil.which(name)
+    found = e2e_tools.find_tool(name)
     if found is None:
-        pytest.skip(f"{name} not installed: npm install it into .e2e-tools "
-                    f"(see tests/e2e) or put it on PATH")
+        pytest.skip(f"{name} {e2e_tools.SKIP_REASON}")
     return found
 
 

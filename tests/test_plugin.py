@@ -3,7 +3,7 @@ user does it (`claude plugin marketplace add <checkout>` + `claude plugin instal
 cafleet@cafleet`) into a temp HOME, offline.
 
 The claude binary is looked up like the e2e tests do (`$CAFLEET_E2E_TOOLS`, the repo's
-`.e2e-tools/node_modules/.bin`, then PATH); without it the claude tests are skipped.
+the e2e tools dir (tests/e2e_tools.py), then PATH); without it the claude tests are skipped.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import pytest
 import cafleet
 from cafleet.broker import Broker
 from checkout import clean_copy  # tests/ is on sys.path (rootdir conftest)
+import e2e_tools
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = {"PreToolUse": "Bash", "PostToolUse": "CronCreate|CronDelete|CronList",
@@ -29,13 +30,7 @@ EVENTS = {"PreToolUse": "Bash", "PostToolUse": "CronCreate|CronDelete|CronList",
 
 
 def find_claude() -> str | None:
-    env = os.environ.get("CAFLEET_E2E_TOOLS")
-    candidates = [Path(env), Path(env) / "node_modules" / ".bin"] if env else []
-    candidates.append(ROOT / ".e2e-tools" / "node_modules" / ".bin")
-    for c in candidates:
-        if (c / "claude").exists():
-            return str(c / "claude")
-    return shutil.which("claude")
+    return e2e_tools.find_tool("claude")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +38,7 @@ def claude() -> str:
     path = find_claude()
     if path is None:
         pytest.skip("claude not found: set CAFLEET_E2E_TOOLS, or npm install @anthropic-ai/claude-code "
-                    "into .e2e-tools, or put claude on PATH")
+                    "(tests/e2e/install-tools.sh), or put claude on PATH")
     return path
 
 

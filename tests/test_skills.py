@@ -26,13 +26,14 @@ import pytest
 
 from cafleet import permissions as p
 
+import e2e_tools  # tests/ is on sys.path (rootdir conftest)
+
 ROOT = Path(__file__).resolve().parents[1]
 SKILLS = ROOT / "skills"
 DOCS = ROOT / "docs"
 SEED = Path(os.environ.get("CAFLEET_SEED", ROOT.parent / "shared" / "seed" / "cafleet-agent-team-monitoring.txt"))
 SKILL_NAMES = ("cafleet", "cafleet-agent-team-monitoring", "cafleet-agent-team-supervision")
 TOKEN_BUDGET = 8000  # on-invoke tokens of the three skills together
-CLAUDE = ROOT / ".e2e-tools" / "node_modules" / ".bin" / "claude"
 
 # Which placeholders name whom, per role (the same tokens permissions.COMMANDS uses).
 ROLE_PLACEHOLDERS = {
@@ -382,9 +383,9 @@ def plugin_costs(claude: Path, plugin_dir: Path, home: Path) -> dict[str, tuple[
 
 
 def test_skills_fit_the_token_budget(tmp_path):
-    claude = CLAUDE if CLAUDE.exists() else shutil.which("claude")
+    claude = e2e_tools.find_tool("claude")
     if not claude:
-        pytest.skip("claude is not installed (npm install in .e2e-tools)")
+        pytest.skip(f"claude {e2e_tools.SKIP_REASON}")
     manifest = ROOT / ".claude-plugin" / "plugin.json"
     if manifest.is_file() and json.loads(manifest.read_text()).get("name") == "cafleet":
         plugin_dir = ROOT

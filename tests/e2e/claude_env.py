@@ -3,7 +3,7 @@
 Facts this relies on are in /work/shared/REAL-CLIENT.md (checked with Claude Code 2.1.330,
 tmux 3.3a). Pieces:
 
-- :func:`find_claude` / :func:`tools_dir`: locate the npm-installed CLIs.
+- :func:`find_claude` / :func:`tools_dir`: locate the npm-installed CLIs (tests/e2e_tools.py).
 - :class:`ClaudeHome`: a temp HOME with onboarding done, the dummy key approved, trusted
   project dirs, and auto mode disabled (so claude starts in manual mode).
 - :func:`claude_env`: the environment for claude (offline, no retries storm, PATH).
@@ -30,6 +30,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+import e2e_tools  # noqa: E402
+
 API_KEY = "sk-ant-dummy-e2e-key-0123456789"
 
 #: Env prefixes/names never leaked from the outer environment into claude's panes.
@@ -44,24 +47,12 @@ INPUT_BOX_RE = re.compile(r"─{20,}\s*\n❯")
 
 
 def tools_dir() -> Path | None:
-    """``$CAFLEET_E2E_TOOLS`` (a .bin dir or a dir holding node_modules/.bin), else the repo's
-    ``.e2e-tools/node_modules/.bin`` if it exists."""
-    env = os.environ.get("CAFLEET_E2E_TOOLS")
-    candidates = []
-    if env:
-        candidates += [Path(env), Path(env) / "node_modules" / ".bin"]
-    candidates.append(REPO / ".e2e-tools" / "node_modules" / ".bin")
-    for c in candidates:
-        if c.is_dir() and any((c / b).exists() for b in ("claude", "codex", "opencode")):
-            return c
-    return None
+    """The installed CLIs' ``.bin`` dir (tests/e2e_tools.py), or None."""
+    return e2e_tools.tools_bin()
 
 
 def find_tool(name: str) -> str | None:
-    d = tools_dir()
-    if d is not None and (d / name).exists():
-        return str(d / name)
-    return shutil.which(name)
+    return e2e_tools.find_tool(name)
 
 
 def find_claude() -> str | None:

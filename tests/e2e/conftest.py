@@ -36,8 +36,7 @@ def pytest_collection_modifyitems(config, items):
 def claude_bin() -> str:
     path = ce.find_claude()
     if path is None:
-        pytest.skip("claude not found: set CAFLEET_E2E_TOOLS, or npm install "
-                    "@anthropic-ai/claude-code into .e2e-tools, or put claude on PATH")
+        pytest.skip(f"claude {ce.e2e_tools.SKIP_REASON}")
     if shutil.which("tmux") is None:
         pytest.skip("tmux is not installed")
     return path
