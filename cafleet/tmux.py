@@ -200,7 +200,10 @@ def _run(socket_path: str, *args: str) -> list[str]:
         stderr = " ".join(proc.stderr).strip()
         message = stderr or f"exit status {proc.returncode}"
         lowered = message.lower()
-        if any(marker in lowered for marker in _GONE_MARKERS):
+        # "error connecting to SOCKET (Permission denied)": the server is there but this
+        # process may not reach it (a codex member's sandbox), which is not "gone"
+        denied = "permission denied" in lowered or "operation not permitted" in lowered
+        if not denied and any(marker in lowered for marker in _GONE_MARKERS):
             raise TargetGone(f"tmux {args[0]} (socket {socket_path}): {message}")
         raise TmuxError(f"tmux {args[0]} failed (socket {socket_path}): {message}")
     return list(proc.stdout)
