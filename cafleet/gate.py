@@ -21,8 +21,9 @@ A line whose Enter was withheld because a dialog opened after the text went in (
 closes: tests/screens/claude-2.1.332-draft-after-dialog.txt) is recorded on the placement
 (`draft_chars`, `draft_mark`); before anything else is typed into that pane, once no dialog
 shows and the draft is visible in the input box, it is taken back with that many Backspaces
-(``send-keys -N COUNT BSpace``; honoured by Claude Code 2.1.332, seen on the real client,
-and by the stand-in).
+(``send-keys -N COUNT BSpace``). Seen on the real clients in tmux 3.3a: Claude Code 2.1.332
+(tests/e2e/test_scenario_gate.py), codex 0.171.0 and opencode 1.18.33 (a one- and a two-line
+draft cleared; tests/screens/*-draft.txt); the stand-in honours it too.
 
 Outcomes are `Decision`s: `ALLOWED` (typed), `HELD` (not now: a dialog, a busy agent, a shell
 or another program in the pane; a preview is kept and delivered later, see
