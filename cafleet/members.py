@@ -383,6 +383,9 @@ def _look(broker: Broker, m: dict) -> dict:
         return out
     away = None if facts.dead else gate.program(target, facts)
     out["state"] = "exited" if facts.dead else ("shell" if away else screens.classify(facts.screen))
+    if facts.dead and not p.get("exited_at"):
+        # the pane-died hook has not reported it (yet, or it failed): report it now, once
+        delivery.member_exited(broker, m["fleet_id"], m["agent_id"])
     if facts.dead:
         if out["exit_status"] is None:
             out["exit_status"] = facts.dead_status
