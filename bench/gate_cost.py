@@ -97,19 +97,27 @@ def bench_held(tf, runs):
 
 
 def bench_exit(tf, runs):
-    out = []
+    """(times of notices that came through the pane-died hook, number the hook missed). A
+    missed one (tmux 3.3a did not reap the process) is then reported by `member list`."""
+    out, missed = [], 0
     for i in range(runs):
         name = f"Gone{i}"
         m = tf.add_member(name)
         time.sleep(0.3)
         pid = tf.pane_pid(m)
+        seen = lambda: f"member {name} exited" in tf.tmux(  # noqa: E731
+            "capture-pane", "-p", "-J", "-t", tf.director_pane, "-S", "-50").stdout
         t0 = time.perf_counter()
         os.kill(pid, signal.SIGKILL)
-        tf.wait(lambda: f"member {name} exited" in tf.tmux("capture-pane", "-p", "-J", "-t", tf.director_pane,
-                                                          "-S", "-50").stdout, "the notice", timeout=20)
-        out.append((time.perf_counter() - t0) * 1000)
+        try:
+            tf.wait(seen, "the notice", timeout=10)
+            out.append((time.perf_counter() - t0) * 1000)
+        except AssertionError:
+            missed += 1
+            tf.fcli("member", "list")
+            tf.wait(seen, "the notice after member list", timeout=10)
         tf.fcli("member", "delete", "--member-id", m)
-    return out
+    return out, missed
 
 
 def main():
@@ -122,7 +130,7 @@ def main():
     try:
         old, new = bench_gate_cost(tf, max(args.runs * 2, 10))
         held = bench_held(tf, max(args.runs // 3, 3))
-        exits = bench_exit(tf, max(args.runs // 3, 3))
+        exits, missed = bench_exit(tf, max(args.runs // 3, 3))
     finally:
         tf.close()
     med = statistics.median
@@ -132,9 +140,12 @@ def main():
             ("send-input closes the frame -> held preview arrives", held),
             ("member SIGKILL -> exit notice visible in Director pane", exits)]
     for name, xs in rows:
+        if not xs:
+            continue
         print(f"{name:<58} {med(xs):>10.1f} {p90(xs):>8.1f} {len(xs):>5}")
     print(f"gate's added cost per push: {med(new) - med(old):+.1f} ms (ratio {med(new) / med(old):.2f}; goal <= +20 ms)")
-    print(f"exit notice: {med(exits) / 1000:.2f} s median (goal <= 2 s)")
+    print(f"exit notice: {med(exits) / 1000:.2f} s median (goal <= 2 s); the hook missed {missed} of "
+          f"{len(exits) + missed} exits (tmux 3.3a left the process unreaped; `member list` reported those)")
 
 
 if __name__ == "__main__":

@@ -98,6 +98,7 @@ class Facts:
     foreground_pid: int | None
     tag: str
     screen: str
+    server_pid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def observe(target: Target) -> Facts | None:
         return None
     return Facts(pane_id=v.pane_id, dead=v.dead, dead_status=v.dead_status, pid=v.pid,
                  foreground=v.current_command, foreground_pid=None if v.dead else foreground_pgid(v.pid),
-                 tag=v.tag, screen=v.screen)
+                 tag=v.tag, screen=v.screen, server_pid=v.server_pid)
 
 
 # ---------------------------------------------------------------- pure decisions

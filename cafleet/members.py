@@ -384,7 +384,18 @@ def _look(broker: Broker, m: dict) -> dict:
     away = None if facts.dead else gate.program(target, facts)
     out["state"] = "exited" if facts.dead else ("shell" if away else screens.classify(facts.screen))
     if facts.dead and not p.get("exited_at"):
-        # the pane-died hook has not reported it (yet, or it failed): report it now, once
+        # The pane-died hook has not reported it. tmux 3.3a marks a pane dead when its pty
+        # closes but fires pane-died only once it reaps the process, and now and then it misses
+        # that SIGCHLD (the process stays a zombie until another child of the server exits;
+        # seen for 1-2 of 6 SIGKILLed panes here). A SIGCHLD makes it reap (and record the exit
+        # status); then report it now, once (the hook, if it fires, finds it reported).
+        if facts.dead_status is None and facts.server_pid:
+            import signal
+
+            try:
+                os.kill(facts.server_pid, signal.SIGCHLD)
+            except OSError:
+                pass
         delivery.member_exited(broker, m["fleet_id"], m["agent_id"])
     if facts.dead:
         if out["exit_status"] is None:

@@ -629,7 +629,8 @@ TAG_OPTION = "@cafleet-agent"
 holds the agent id of the pane cafleet made for that agent. tmux's own state: a process that
 can write the DB but cannot reach the tmux socket (a codex member's sandbox) cannot forge it."""
 
-_VIEW_FIELDS = ("pane_id", "pane_dead", "pane_dead_status", "pane_pid", "pane_current_command", TAG_OPTION[1:])
+_VIEW_FIELDS = ("pane_id", "pane_dead", "pane_dead_status", "pane_pid", "pid", "pane_current_command",
+                TAG_OPTION[1:])
 _VIEW_FORMAT = "\t".join("#{%s}" % (f if f != TAG_OPTION[1:] else TAG_OPTION) for f in _VIEW_FIELDS)
 
 
@@ -640,7 +641,8 @@ class PaneView:
     ``dead``/``dead_status``/``pid`` as in `PaneInfo`; ``current_command`` is
     ``#{pane_current_command}``, the name of the pane's foreground process (tmux asks the
     kernel for the tty's foreground process group); ``tag`` is the `TAG_OPTION` value ("" when
-    unset); ``screen`` the visible screen as `screen` returns it."""
+    unset); ``screen`` the visible screen as `screen` returns it; ``server_pid`` is ``#{pid}``,
+    the tmux server's process."""
 
     pane_id: str
     dead: bool
@@ -649,6 +651,7 @@ class PaneView:
     current_command: str
     tag: str
     screen: str
+    server_pid: int | None = None
 
 
 def pane_view(socket_path: str, pane_id: str) -> PaneView | None:
@@ -672,7 +675,8 @@ def pane_view(socket_path: str, pane_id: str) -> PaneView | None:
         rows.pop()
     return PaneView(pane_id=pane_id, dead=v["pane_dead"] == "1",
                     dead_status=_int_or(v["pane_dead_status"], None), pid=_int_or(v["pane_pid"], None),
-                    current_command=v["pane_current_command"], tag=v[TAG_OPTION[1:]], screen="\n".join(rows))
+                    current_command=v["pane_current_command"], tag=v[TAG_OPTION[1:]], screen="\n".join(rows),
+                    server_pid=_int_or(v["pid"], None))
 
 
 def set_pane_tag(socket_path: str, pane_id: str, agent_id: str) -> None:
