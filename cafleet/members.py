@@ -164,8 +164,13 @@ def create(
     model: str | None = None,
     prompt: str | None = None,
     director_id: str | None = None,
+    cwd: str | None = None,
+    workspace: str | None = None,
 ) -> dict:
     """Register a member and start its coding agent in a new pane of the Director's window.
+
+    `cwd`: the pane's working directory (default: ours); `workspace`: a paragraph added to
+    the identity prompt about where it works (`cafleet.worktrees.member_note`).
 
     The pane is split without taking focus; the process gets the member's identity in its
     prompt (see `identity_prompt`) and in `CAFLEET_*` environment variables, and the
@@ -195,6 +200,8 @@ def create(
         identity = backends.MemberIdentity(fleet_id=fleet_id, agent_id=m["agent_id"],
                                            director_id=director["agent_id"], name=name, db_path=broker.path)
         text = identity_prompt(fleet_id, m["agent_id"], director["agent_id"], name, description)
+        if workspace:
+            text += "\n" + workspace
         if prompt and prompt.strip():
             text += "\n\nYour task from the Director:\n" + prompt
         argv = backend.spawn_argv(prompt=text, model=model, name=name, identity=identity)
@@ -203,7 +210,7 @@ def create(
         env = {"PATH": os.environ.get("PATH", os.defpath), **backend.spawn_env(identity)}
         director_pane = tmux.PaneRef(socket_path=dp["tmux_socket"], session_name=dp["session_name"],
                                      window_id=dp["window_id"], pane_id=dp["pane_id"])
-        pane = tmux.split_window(director_pane, argv, env, os.getcwd(), keep_on_exit=True)
+        pane = tmux.split_window(director_pane, argv, env, cwd or os.getcwd(), keep_on_exit=True)
         placement = placement_of(pane)
         # recorded before the start check: the member's own SessionStart hook looks itself up
         # by pane within milliseconds; a failed check rolls the row back all the same
