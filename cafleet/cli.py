@@ -513,7 +513,7 @@ def member_show(member_id: str) -> None:
     if m["role"] != "member":
         raise NotFound(f"member {member_id} not found in fleet {state.fleet_id} (that agent is not a member)")
     m["pane_status"] = members.pane_status(m) if m["status"] == "active" else "dead"
-    worktrees.annotate(broker, state.fleet_id, [m])
+    worktrees.annotate(broker, state.fleet_id, [m], detail=True)
     changes = (m["worktree"] or {}).get("changes") or []
     _emit(m, lambda: "\n".join([_agent_text(m), f"pane status: {m['pane_status']}", _fmt_worktree(m["worktree"])]
                                + [f"  {c}" for c in changes]))

@@ -310,12 +310,24 @@ def create_member(broker, fleet_id: str, *, name: str, repo: str | None = None, 
     return m
 
 
-def annotate(broker, fleet_id: str, rows: list[dict]) -> list[dict]:
-    """Give each member row `worktree`: its `status` (plus `removed_at`), or None."""
+LIST_KEYS = ("path", "branch", "base", "present", "dirty", "uncommitted", "ahead")
+"""What `member list` carries per worktree: it is read every supervision tick, so the
+uncommitted files are a count there and listed only by `member show`."""
+
+
+def annotate(broker, fleet_id: str, rows: list[dict], *, detail: bool = False) -> list[dict]:
+    """Give each member row `worktree` (None without one): `LIST_KEYS` of its `status`
+    (`uncommitted` = how many changes), or with `detail` the whole `status` plus
+    `uncommitted` and `removed_at`. One DB read; git runs only for worktree members."""
     by_agent = {w["agent_id"]: w for w in broker.worktrees(fleet_id)} if rows else {}
     for r in rows:
         w = by_agent.get(r["agent_id"])
-        r["worktree"] = {**status(w), "removed_at": w["removed_at"]} if w else None
+        if w is None:
+            r["worktree"] = None
+            continue
+        st = status(w)
+        st.update(uncommitted=len(st["changes"]), removed_at=w["removed_at"])
+        r["worktree"] = st if detail else {k: st[k] for k in LIST_KEYS}
     return rows
 
 

@@ -110,13 +110,13 @@ def test_create_list_show_and_delete_a_clean_worktree(fleet, repo):
     assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
     # member list (json and text) and member show
     w = member_json(fleet, mid)["worktree"]
-    assert w == {"path": str(path), "branch": "cafleet/alice", "base": "main", "repo": str(repo), "present": True,
-                 "dirty": False, "changes": [], "ahead": 0, "removed_at": None}
+    assert w == {"path": str(path), "branch": "cafleet/alice", "base": "main", "present": True, "dirty": False,
+                 "uncommitted": 0, "ahead": 0}
     table = fleet.fcli("member", "list").stdout.splitlines()
     assert table[0].split()[-1] == "BRANCH" and table[1].endswith("cafleet/alice +0 clean")
     shown = json.loads(fleet.fcli("--json", "member", "show", "--member-id", mid).stdout)
-    assert shown["agent_id"] == mid and shown["worktree"]["path"] == str(path)
-    assert shown["pane_status"] == "alive"
+    assert shown["agent_id"] == mid and shown["pane_status"] == "alive"
+    assert shown["worktree"] == {**w, "repo": str(repo), "changes": [], "removed_at": None}
     # a clean worktree goes with the member; its branch stays
     out = fleet.fcli("member", "delete", "--member-id", mid).stdout.splitlines()
     assert out == [f"member {mid} deleted (exited)", f"worktree {path} removed; branch cafleet/alice kept"]
@@ -133,7 +133,11 @@ def test_a_dirty_worktree_survives_delete_and_force(fleet, repo):
     commit_in_member(fleet, mid, path, "v2 by alice")
     member_exec(fleet, mid, "echo scratch > notes.txt && echo v3 > app.py", lambda: (path / "notes.txt").exists())
     w = member_json(fleet, mid)["worktree"]
-    assert (w["ahead"], w["dirty"], sorted(w["changes"])) == (1, True, [" M app.py", "?? notes.txt"])
+    assert (w["ahead"], w["dirty"], w["uncommitted"]) == (1, True, 2)
+    shown = json.loads(fleet.fcli("--json", "member", "show", "--member-id", mid).stdout)["worktree"]
+    assert sorted(shown["changes"]) == [" M app.py", "?? notes.txt"]
+    assert fleet.fcli("member", "show", "--member-id", mid).stdout.splitlines()[-3:] == [
+        f"worktree {path} on branch cafleet/alice (from main): +1 dirty", "   M app.py", "  ?? notes.txt"]
     assert fleet.fcli("member", "list").stdout.splitlines()[1].endswith("cafleet/alice +1 dirty")
 
     out = fleet.fcli("member", "delete", "--member-id", mid, "--force").stdout.splitlines()
@@ -326,3 +330,29 @@ def test_plan_from_a_linked_worktree_puts_members_beside_it(tmp_path, repo):
     p = worktrees.plan("m", repo=str(linked))
     assert (p.repo, p.base) == (str(linked), "feature")
     assert p.path == str(repo.parent / "shop-feature.cafleet-worktrees" / "cafleet-m")
+
+
+# ---------------------------------------------------------------- broker rows
+
+
+def test_worktree_rows_outlive_the_member_but_not_a_rolled_back_one(db_path):
+    from cafleet.broker import Broker
+
+    with Broker.open() as b:
+        f = b.create_fleet("wt")
+        fid = f["fleet_id"]
+        kept = b.register_agent(fid, "kept", "d", role="member", parent_agent_id=f["director_agent_id"])
+        gone = b.register_agent(fid, "gone", "d", role="member", parent_agent_id=f["director_agent_id"])
+        for m in (kept, gone):
+            b.add_worktree(fid, m["agent_id"], repo="/r", path=f"/r.cafleet-worktrees/{m['name']}",
+                           branch=f"cafleet/{m['name']}", base="main", base_commit="0" * 40)
+        with pytest.raises(CafleetError):  # one worktree per member
+            b.add_worktree(fid, kept["agent_id"], repo="/r", path="/x", branch="x", base="main", base_commit="0" * 40)
+        b.deregister_agent(fid, kept["agent_id"])
+        b.mark_worktree_removed(kept["agent_id"])
+        b.delete_agent_row(fid, gone["agent_id"])  # the rollback of a failed create
+        rows = b.worktrees(fid)
+        assert [(r["name"], r["branch"], bool(r["removed_at"])) for r in rows] == [("kept", "cafleet/kept", True)]
+        assert b.worktrees(fid, gone["agent_id"]) == []
+        other = b.create_fleet("other")
+        assert b.worktrees(other["fleet_id"]) == []
