@@ -297,7 +297,10 @@ def fleet_show(fleet_id: str) -> None:
 @click.option("--force", is_flag=True, help="Kill members' live panes first.")
 def fleet_delete(fleet_id: str, force: bool) -> None:
     """Soft-delete a fleet and deregister its agents. Refuses while members have live panes
-    (exit 1, listing them) unless --force, which kills those panes first. Idempotent."""
+    (exit 1, listing them) unless --force, which kills those panes first. Idempotent.
+
+    Members' worktrees: clean ones are removed, dirty ones kept and listed (run it again
+    once they are committed); then every member branch not merged into its base is listed."""
     fleet_id
     broker = _state().broker()
     fleet_row = broker.get_fleet(fleet_id, include_deleted=True)
@@ -314,7 +317,8 @@ def fleet_delete(fleet_id: str, force: bool) -> None:
     text = (f"fleet {fleet_id} was already deleted" if result["already_deleted"]
             else f"fleet {fleet_id} deleted; {len(result['deregistered'])} agent(s) deregistered"
             + (f"; killed panes {' '.join(killed)}" if killed else ""))
-    lines = [text] + [worktrees.kept_text(w) for w in result["worktrees"] if not w["removed"]]
+    lines = [text] + [f"worktree {w['path']} removed; branch {w['branch']} kept" if w["removed"]
+                      else worktrees.kept_text(w) for w in result["worktrees"]]
     lines += [f"branch {u['branch']} (member {u['name']}, {u['ahead']} commit(s) ahead) is not merged into "
               f"{u['base']} in {u['repo']}" for u in result["unmerged"]]
     _emit(result, "\n".join(lines))
@@ -476,7 +480,8 @@ def _worktree_state(w: dict) -> str:
 @click.option("--agent-id", type=UUID, help="Only members spawned by this Director.")
 def member_list(agent_id: str | None) -> None:
     """Every member: id, name, backend, pane, pane status (alive/dead/pending), unread,
-    last_seen, created_at."""
+    last_seen, created_at, and for a --worktree member its branch, commits ahead of base and
+    whether it has uncommitted changes (`worktree` in --json, null without one)."""
     state = _state()
     from cafleet import members
 
@@ -580,7 +585,8 @@ def member_ping(member_id: str) -> None:
 def member_delete(member_id: str, force: bool, timeout: float) -> None:
     """Stop a member: type its backend's exit command and wait for the pane to close, then
     deregister. On timeout: the pane's tail on stderr, nothing deregistered, exit 2.
-    --force kills the pane (gone already is fine)."""
+    --force kills the pane (gone already is fine). A --worktree member's worktree is removed
+    when clean, else kept and its uncommitted changes listed; its branch always stays."""
     state = _state()
     from cafleet import members
 

@@ -195,8 +195,9 @@ def _rmdir_if_empty(path: str) -> None:
 def member_note(p: Plan) -> str:
     """What a member is told about its worktree (appended to its identity prompt)."""
     return (f"You work in your own git worktree {p.path} on branch {p.branch}, made from {p.base} "
-            f"of {p.repo}. Stay in it. Commit your work on {p.branch} before you report it done; "
-            "do not switch branches, merge, rebase or push: the Director merges your branch.")
+            f"of {p.repo}. Stay in it. When your work is done, commit it on {p.branch} (if you may not run "
+            "git commit, send the Director the exact command to run), then report; do not switch branches, "
+            "merge, rebase or push: the Director merges your branch.")
 
 
 # ---------------------------------------------------------------- status and removal
@@ -273,6 +274,8 @@ def kept_text(r: dict, limit: int = 10) -> str:
     lines += [f"  {c}" for c in r["changes"][:limit]]
     if len(r["changes"]) > limit:
         lines.append(f"  … and {len(r['changes']) - limit} more")
+    if r["changes"]:
+        lines.append(f"  commit or discard them, then `git worktree remove {r['path']}` (or run fleet delete again)")
     return "\n".join(lines)
 
 
@@ -295,16 +298,18 @@ def create_member(broker, fleet_id: str, *, name: str, repo: str | None = None, 
         broker.add_worktree(fleet_id, m["agent_id"], repo=p.repo, path=p.path, branch=p.branch, base=p.base,
                             base_commit=p.base_commit)
     except BaseException as failure:
-        if m is not None:  # spawned, but not recorded: take the member back down first
-            pl = m["placement"] or {}
-            try:
-                tmux.kill_pane(pl["tmux_socket"], pl["pane_id"])
-            except (CafleetError, KeyError):
-                pass
-            members._remove_registration(broker, fleet_id, m["agent_id"], failure)
-        left = undo(p)
-        if left and isinstance(failure, CafleetError):
-            failure.message += "; could not undo: " + "; ".join(left)
+        try:
+            if m is not None:  # spawned, but not recorded: take the member back down first
+                pl = m["placement"] or {}
+                try:
+                    tmux.kill_pane(pl["tmux_socket"], pl["pane_id"])
+                except (CafleetError, KeyError):
+                    pass
+                members._remove_registration(broker, fleet_id, m["agent_id"], failure)
+        finally:
+            left = undo(p)
+            if left and isinstance(failure, CafleetError):
+                failure.message += "; could not undo: " + "; ".join(left)
         raise
     m["worktree"] = status(broker.worktrees(fleet_id, m["agent_id"])[0])
     return m

@@ -143,7 +143,8 @@ def test_a_dirty_worktree_survives_delete_and_force(fleet, repo):
     out = fleet.fcli("member", "delete", "--member-id", mid, "--force").stdout.splitlines()
     assert out[0] == f"member {mid} deleted (killed)"
     assert out[1] == f"worktree {path} (branch cafleet/alice) kept: 2 uncommitted change(s)"
-    assert sorted(out[2:]) == ["   M app.py", "  ?? notes.txt"]
+    assert out[2:] == ["   M app.py", "  ?? notes.txt",
+                       f"  commit or discard them, then `git worktree remove {path}` (or run fleet delete again)"]
     assert (path / "notes.txt").read_text() == "scratch\n" and (path / "app.py").read_text() == "v3\n"
     assert str(path) in worktree_paths(repo)
     # the main worktree never saw any of it
@@ -154,6 +155,13 @@ def test_a_dirty_worktree_survives_delete_and_force(fleet, repo):
     assert out[1] == f"worktree {path} (branch cafleet/alice) kept: 2 uncommitted change(s)"
     assert out[-1] == (f"branch cafleet/alice (member Alice, 1 commit(s) ahead) is not merged into main in {repo}")
     assert path.exists()
+    # the user commits the rest; fleet delete again removes the now clean worktree
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "rest")
+    out = fleet.cafleet("fleet", "delete", fleet.fid).stdout.splitlines()
+    assert out == [f"fleet {fleet.fid} was already deleted", f"worktree {path} removed; branch cafleet/alice kept",
+                   f"branch cafleet/alice (member Alice, 2 commit(s) ahead) is not merged into main in {repo}"]
+    assert not path.exists() and worktree_paths(repo) == [str(repo)]
 
 
 def test_fleet_delete_lists_only_unmerged_branches_and_removes_clean_worktrees(fleet, repo):
@@ -356,3 +364,18 @@ def test_worktree_rows_outlive_the_member_but_not_a_rolled_back_one(db_path):
         assert b.worktrees(fid, gone["agent_id"]) == []
         other = b.create_fleet("other")
         assert b.worktrees(other["fleet_id"]) == []
+
+
+def test_session_start_gives_a_member_its_worktree_back(fleet, repo):
+    from cafleet import hooks
+
+    mid = create(fleet, repo).stdout.splitlines()[0]
+    path = repo.parent / "shop.cafleet-worktrees" / "cafleet-alice"
+    environ = {"TMUX": f"{fleet.socket},0,0", "TMUX_PANE": fleet.pane_of(mid), "CAFLEET_DB": str(fleet.db),
+               "CAFLEET_AGENT_ID": mid}
+    text = hooks.session_start({"source": "clear", "session_id": "s"}, environ)["hookSpecificOutput"]["additionalContext"]
+    assert f"You work in your own git worktree {path} on branch cafleet/alice (made from main)" in text
+    plain = fleet.add_member("Plain")
+    environ["TMUX_PANE"] = fleet.pane_of(plain)
+    text = hooks.session_start({"source": "clear", "session_id": "s"}, environ)["hookSpecificOutput"]["additionalContext"]
+    assert "worktree" not in text and '"Plain"' in text
