@@ -379,3 +379,20 @@ def test_session_start_gives_a_member_its_worktree_back(fleet, repo):
     environ["TMUX_PANE"] = fleet.pane_of(plain)
     text = hooks.session_start({"source": "clear", "session_id": "s"}, environ)["hookSpecificOutput"]["additionalContext"]
     assert "worktree" not in text and '"Plain"' in text
+
+
+def test_a_failure_after_the_spawn_takes_everything_back(fleet, repo, monkeypatch):
+    """The member is up, then recording its worktree fails (an injected DB fault): its pane,
+    its row, the worktree and the new branch all go."""
+    from cafleet.broker import Broker
+
+    monkeypatch.setenv("PATH", fleet.env["PATH"])  # the stand-in `claude`
+    panes = fleet.panes()
+    with Broker.open(str(fleet.db)) as b:
+        def refuse(*args, **kwargs):
+            raise CafleetError("disk I/O error (injected)")
+
+        monkeypatch.setattr(b, "add_worktree", refuse)
+        with pytest.raises(CafleetError, match="injected"):
+            worktrees.create_member(b, fleet.fid, name="Alice", repo=str(repo), description="d", prompt="wait")
+    _assert_nothing_created(fleet, repo, ["main"], panes)
