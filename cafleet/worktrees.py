@@ -52,6 +52,8 @@ def git(args: list[str], cwd: str, *, check: bool = True) -> subprocess.Complete
         p = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
                            timeout=GIT_TIMEOUT, stdin=subprocess.DEVNULL)
     except FileNotFoundError:
+        if not os.path.isdir(cwd):
+            raise CafleetError(f"{cwd} does not exist (needed to run `git {' '.join(args)}`)") from None
         raise CafleetError("`git` is not on PATH; --worktree needs git") from None
     except subprocess.TimeoutExpired:
         raise CafleetError(f"`git {' '.join(args)}` in {cwd} took longer than {GIT_TIMEOUT:g} s") from None
@@ -152,12 +154,43 @@ def plan(name: str, *, repo: str | None = None, branch: str | None = None, base:
 
 def create(p: Plan) -> None:
     """`git worktree add -b BRANCH PATH BASE_COMMIT` (from the commit, so a remote-tracking
-    base sets no upstream). Raises `CafleetError`; on failure nothing is left behind."""
+    base sets no upstream), after `hide_from_enclosing`. Raises `CafleetError`; on failure
+    nothing is left behind (an exclude line already written stays: it is inert)."""
     try:
+        hide_from_enclosing(os.path.dirname(p.path))
         git(["worktree", "add", "--quiet", "-b", p.branch, "--", p.path, p.base_commit], p.repo)
     except BaseException:
         undo(p)
         raise
+
+
+def hide_from_enclosing(home: str) -> str | None:
+    """Keep the worktrees' directory `home` from showing up as untracked in a working tree
+    that encloses it: the repository is a submodule (its sibling directory lies in the
+    superproject) or its parent directory is itself a repository. Appends `/<home relative
+    to that tree>/` to that repository's `info/exclude` (local, never committed — gitignore(5))
+    unless the line is there. Returns the exclude file written, or None when nothing encloses
+    `home` (the usual case)."""
+    parent = os.path.dirname(home)
+    if not os.path.isdir(parent):
+        return None
+    p = git(["rev-parse", "--show-toplevel", "--git-path", "info/exclude"], parent, check=False)
+    if p.returncode != 0:
+        return None
+    top, exclude = p.stdout.splitlines()[:2]
+    exclude = os.path.join(parent, exclude)  # relative to `parent` unless absolute
+    rel = os.path.relpath(home, os.path.realpath(top)).replace(os.sep, "/")
+    line = "/" + re.sub(r"([\\*?\[\]!#])", r"\\\1", rel) + "/"
+    try:
+        with open(exclude, encoding="utf-8") as fh:
+            present = line in fh.read().splitlines()
+    except FileNotFoundError:
+        present = False
+    if not present:
+        os.makedirs(os.path.dirname(exclude), exist_ok=True)
+        with open(exclude, "a", encoding="utf-8") as fh:
+            fh.write(f"# cafleet member worktrees (cafleet/worktrees.py)\n{line}\n")
+    return exclude
 
 
 def undo(p: Plan) -> list[str]:

@@ -396,3 +396,32 @@ def test_a_failure_after_the_spawn_takes_everything_back(fleet, repo, monkeypatc
         with pytest.raises(CafleetError, match="injected"):
             worktrees.create_member(b, fleet.fid, name="Alice", repo=str(repo), description="d", prompt="wait")
     _assert_nothing_created(fleet, repo, ["main"], panes)
+
+
+def test_a_repository_inside_another_keeps_that_one_clean_too(fleet, super_repo):
+    """A submodule's sibling directory lies in the superproject's working tree: the worktrees
+    are listed in the superproject's info/exclude, so its status stays clean."""
+    git(super_repo, "-c", "protocol.file.allow=always", "submodule", "update", "-q", "--init")
+    lib = super_repo / "lib"
+    mid = create(fleet, lib).stdout.splitlines()[0]
+    path = Path(member_json(fleet, mid)["worktree"]["path"])
+    assert path == super_repo / "lib.cafleet-worktrees" / "cafleet-alice" and path.is_dir()
+    assert git(super_repo, "status", "--porcelain", "--untracked-files=all") == ""
+    assert git(lib, "status", "--porcelain", "--untracked-files=all") == ""
+    exclude = Path(git(super_repo, "rev-parse", "--path-format=absolute", "--git-path", "info/exclude"))
+    assert exclude.read_text().splitlines().count("/lib.cafleet-worktrees/") == 1
+    create(fleet, lib, "Bob")  # a second member: no second line
+    assert exclude.read_text().splitlines().count("/lib.cafleet-worktrees/") == 1
+    assert git(super_repo, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+def test_hide_from_enclosing_escapes_and_skips_a_plain_parent(tmp_path):
+    outer = make_repo(tmp_path / "outer")
+    home = outer / "we[i]rd *name#.cafleet-worktrees"
+    exclude = worktrees.hide_from_enclosing(str(home))
+    home.mkdir()
+    (home / "f").write_text("x")
+    assert exclude and git(outer, "status", "--porcelain", "--untracked-files=all") == ""
+    (tmp_path / "plain").mkdir()
+    assert worktrees.hide_from_enclosing(str(tmp_path / "plain" / "x.cafleet-worktrees")) is None
+    assert worktrees.hide_from_enclosing(str(tmp_path / "nowhere" / "x.cafleet-worktrees")) is None
