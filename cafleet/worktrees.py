@@ -241,21 +241,24 @@ def status(row: dict) -> dict:
     changes, ahead}`. `present`: the directory exists; `dirty`: it has uncommitted changes
     (staged, unstaged or untracked — `git status --porcelain`), None when absent; `changes`:
     those porcelain lines; `ahead`: commits on `branch` not in `base` (`base_commit` when
-    `base` no longer resolves), None when the branch is gone. Never raises for a
+    `base` no longer resolves), None when the branch is gone. Two git calls. Never raises for a
     worktree or branch the user removed; git itself missing is `CafleetError`."""
     out = {k: row[k] for k in ("path", "branch", "base", "repo")}
     out.update(present=os.path.isdir(row["path"]), dirty=None, changes=[], ahead=None)
     if out["present"]:
-        p = git(["status", "--porcelain=v1", "--untracked-files=all"], row["path"], check=False)
+        # --no-optional-locks: no index refresh written, so a member's own `git add` never
+        # meets our index.lock (git(1), "--no-optional-locks")
+        p = git(["--no-optional-locks", "status", "--porcelain=v1", "--untracked-files=all"], row["path"],
+                check=False)
         if p.returncode == 0:
             out["changes"] = [x for x in p.stdout.splitlines() if x.strip()]
             out["dirty"] = bool(out["changes"])
     repo = row["repo"] if os.path.isdir(row["repo"]) else (row["path"] if out["present"] else None)
-    if repo and _branch_exists(row["branch"], repo):
-        base = row["base"] if _commit_of(row["base"], repo) else row["base_commit"]
+    for base in (row["base"], row["base_commit"]) if repo else ():  # the name, else the recorded commit
         p = git(["rev-list", "--count", f"{base}..refs/heads/{row['branch']}", "--"], repo, check=False)
         if p.returncode == 0:
             out["ahead"] = int(p.stdout.strip() or 0)
+            break
     return out
 
 

@@ -425,3 +425,22 @@ def test_hide_from_enclosing_escapes_and_skips_a_plain_parent(tmp_path):
     (tmp_path / "plain").mkdir()
     assert worktrees.hide_from_enclosing(str(tmp_path / "plain" / "x.cafleet-worktrees")) is None
     assert worktrees.hide_from_enclosing(str(tmp_path / "nowhere" / "x.cafleet-worktrees")) is None
+
+
+def test_status_and_merged_when_names_go_away(tmp_path, repo):
+    git(repo, "branch", "topic")
+    p = worktrees.plan("m", repo=str(repo), base="topic")
+    worktrees.create(p)
+    row = {"repo": p.repo, "path": p.path, "branch": p.branch, "base": p.base, "base_commit": p.base_commit}
+    (Path(p.path) / "app.py").write_text("print('m')\n")
+    git(p.path, "commit", "-q", "-am", "m")
+    assert (worktrees.status(row)["ahead"], worktrees.merged(row)) == (1, False)
+    git(repo, "branch", "-D", "topic")  # the base's name is gone: the recorded commit counts
+    assert (worktrees.status(row)["ahead"], worktrees.merged(row)) == (1, False)
+    git(repo, "merge", "-q", "--ff-only", p.branch)
+    git(repo, "branch", "topic", "main")
+    assert (worktrees.status(row)["ahead"], worktrees.merged(row)) == (0, True)
+    assert worktrees.remove_if_clean(row)["removed"] and not Path(p.path).exists()
+    git(repo, "branch", "-D", p.branch)  # the user deleted the branch
+    st = worktrees.status(row)
+    assert (st["present"], st["dirty"], st["ahead"], worktrees.merged(row)) == (False, None, None, None)
