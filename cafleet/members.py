@@ -166,11 +166,14 @@ def create(
     director_id: str | None = None,
     cwd: str | None = None,
     workspace: str | None = None,
+    on_registered=None,
 ) -> dict:
     """Register a member and start its coding agent in a new pane of the Director's window.
 
     `cwd`: the pane's working directory (default: ours); `workspace`: a paragraph added to
-    the identity prompt about where it works (`cafleet.worktrees.member_note`).
+    the identity prompt about where it works (`cafleet.worktrees.member_note`);
+    `on_registered(row)`: called once the row exists, before the pane starts (what it
+    records is there for the member's first hook; if it raises, the create rolls back).
 
     The pane is split without taking focus; the process gets the member's identity in its
     prompt (see `identity_prompt`) and in `CAFLEET_*` environment variables, and the
@@ -197,6 +200,8 @@ def create(
                               coding_agent=coding_agent, placement=pending)
     pane = None
     try:
+        if on_registered is not None:
+            on_registered(m)
         identity = backends.MemberIdentity(fleet_id=fleet_id, agent_id=m["agent_id"],
                                            director_id=director["agent_id"], name=name, db_path=broker.path)
         text = identity_prompt(fleet_id, m["agent_id"], director["agent_id"], name, description)

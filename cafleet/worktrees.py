@@ -321,31 +321,27 @@ def kept_text(r: dict, limit: int = 10) -> str:
 def create_member(broker, fleet_id: str, *, name: str, repo: str | None = None, branch: str | None = None,
                   base: str | None = None, **create_args) -> dict:
     """`member create --worktree`: plan (nothing is created if that fails), add the
-    worktree, spawn the member in it (`members.create` with `cwd` and a `workspace` note),
-    record it. A failure at any step removes the pane, the row, the worktree and the new
-    branch. Returns the member row plus `worktree` (`status` of the new worktree)."""
-    from cafleet import members, tmux
+    worktree, then `members.create` with the pane's `cwd` in it, a `workspace` note for the
+    prompt, and the `worktrees` row recorded as soon as the agent row exists (so the
+    member's first SessionStart hook finds it). A failure anywhere removes the pane and the
+    rows (`members.create`'s rollback), then the worktree and the new branch (`undo`).
+    Returns the member row plus `worktree` (`status` of the new worktree)."""
+    from cafleet import members
 
     p = plan(name, repo=repo, branch=branch, base=base)
     create(p)
-    m = None
-    try:
-        m = members.create(broker, fleet_id, name=name, cwd=p.path, workspace=member_note(p), **create_args)
+
+    def record(m: dict) -> None:
         broker.add_worktree(fleet_id, m["agent_id"], repo=p.repo, path=p.path, branch=p.branch, base=p.base,
                             base_commit=p.base_commit)
+
+    try:
+        m = members.create(broker, fleet_id, name=name, cwd=p.path, workspace=member_note(p), on_registered=record,
+                           **create_args)
     except BaseException as failure:
-        try:
-            if m is not None:  # spawned, but not recorded: take the member back down first
-                pl = m["placement"] or {}
-                try:
-                    tmux.kill_pane(pl["tmux_socket"], pl["pane_id"])
-                except (CafleetError, KeyError):
-                    pass
-                members._remove_registration(broker, fleet_id, m["agent_id"], failure)
-        finally:
-            left = undo(p)
-            if left and isinstance(failure, CafleetError):
-                failure.message += "; could not undo: " + "; ".join(left)
+        left = undo(p)
+        if left and isinstance(failure, CafleetError):
+            failure.message += "; could not undo: " + "; ".join(left)
         raise
     m["worktree"] = status(broker.worktrees(fleet_id, m["agent_id"])[0])
     return m

@@ -381,9 +381,10 @@ def test_session_start_gives_a_member_its_worktree_back(fleet, repo):
     assert "worktree" not in text and '"Plain"' in text
 
 
-def test_a_failure_after_the_spawn_takes_everything_back(fleet, repo, monkeypatch):
-    """The member is up, then recording its worktree fails (an injected DB fault): its pane,
-    its row, the worktree and the new branch all go."""
+@pytest.mark.parametrize("step", ["add_worktree", "set_placement"])
+def test_a_db_fault_before_or_after_the_spawn_takes_everything_back(fleet, repo, monkeypatch, step):
+    """Recording the worktree (before the pane starts) or the placement (after it started)
+    fails with an injected DB fault: the pane, the rows, the worktree and the new branch go."""
     from cafleet.broker import Broker
 
     monkeypatch.setenv("PATH", fleet.env["PATH"])  # the stand-in `claude`
@@ -392,7 +393,7 @@ def test_a_failure_after_the_spawn_takes_everything_back(fleet, repo, monkeypatc
         def refuse(*args, **kwargs):
             raise CafleetError("disk I/O error (injected)")
 
-        monkeypatch.setattr(b, "add_worktree", refuse)
+        monkeypatch.setattr(b, step, refuse)
         with pytest.raises(CafleetError, match="injected"):
             worktrees.create_member(b, fleet.fid, name="Alice", repo=str(repo), description="d", prompt="wait")
     _assert_nothing_created(fleet, repo, ["main"], panes)

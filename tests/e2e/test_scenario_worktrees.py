@@ -121,6 +121,8 @@ def test_two_members_in_worktrees_edit_the_same_file_and_the_director_merges_one
         path, branch, base, origin = brains[name].last("worktree")
         assert (path, branch, base, origin) == (str(repo.parent / "proj.cafleet-worktrees" / f"cafleet-{name}"),
                                                f"cafleet/{name}", "main", str(repo))
+        # the plugin's SessionStart hook says it too (what a /clear or compaction keeps)
+        assert f"You work in your own git worktree {path} on branch {branch}" in brains[name].last("context")
     rows = {r["name"]: r for r in cafleet_json(e2e_env, "member", "list", fleet_id=F)}
     panes = {name: rows[name]["pane_id"] for name in ids}
 
