@@ -10,8 +10,7 @@ or discards uncommitted work.
 Where worktrees live: `<parent>/<name>.cafleet-worktrees/<branch with / as ->`, next to the
 working tree `<parent>/<name>` they are made from (`git rev-parse --show-toplevel` of the
 Director's cwd or `--repo`). Outside that working tree, so they never show up as its
-untracked files, its tools (pytest, grep) never walk into them, and a member never picks up
-the Director's `.claude/settings.local.json` from a parent directory. Trust: Claude Code
+untracked files and its tools (pytest, grep) never walk into them. Trust: Claude Code
 2.1.332 and codex 0.171.0 both started in such a worktree without a trust dialog when only
 the repository was trusted (they resolve a linked worktree to its main repository; a
 sibling plain git repository did get the dialog) — observed here, offline, see
