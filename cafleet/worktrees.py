@@ -12,8 +12,8 @@ working tree `<parent>/<name>` they are made from (`git rev-parse --show-topleve
 Director's cwd or `--repo`). Outside that working tree, so they never show up as its
 untracked files and its tools (pytest, grep) never walk into them. Trust: Claude Code
 2.1.332 and codex 0.171.0 both started in such a worktree without a trust dialog when only
-the repository was trusted (they resolve a linked worktree to its main repository; a
-sibling plain git repository did get the dialog) — observed here, offline, see
+the repository was trusted (they resolve a linked worktree to its main repository; an
+untrusted directory did get the dialog) — observed here, offline, see
 docs/ARCHITECTURE.md "Worktrees".
 
 git runs by argv (never a shell string) with `GIT_TERMINAL_PROMPT=0` and `LC_ALL=C`.
@@ -240,7 +240,8 @@ def status(row: dict) -> dict:
     changes, ahead}`. `present`: the directory exists; `dirty`: it has uncommitted changes
     (staged, unstaged or untracked — `git status --porcelain`), None when absent; `changes`:
     those porcelain lines; `ahead`: commits on `branch` not in `base` (`base_commit` when
-    `base` no longer resolves), None when the branch is gone. Two git calls. Never raises for a
+    `base` no longer resolves), None when the branch is gone. Two git calls (three when the
+    base's name is gone). Never raises for a
     worktree or branch the user removed; git itself missing is `CafleetError`."""
     out = {k: row[k] for k in ("path", "branch", "base", "repo")}
     out.update(present=os.path.isdir(row["path"]), dirty=None, changes=[], ahead=None)
