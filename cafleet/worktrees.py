@@ -241,8 +241,8 @@ def status(row: dict) -> dict:
     (staged, unstaged or untracked — `git status --porcelain`), None when absent; `changes`:
     those porcelain lines; `ahead`: commits on `branch` not in `base` (`base_commit` when
     `base` no longer resolves), None when the branch is gone. Two git calls (three when the
-    base's name is gone). Never raises for a
-    worktree or branch the user removed; git itself missing is `CafleetError`."""
+    base's name is gone). Never raises for a worktree or branch the user removed; git
+    itself missing is `CafleetError`."""
     out = {k: row[k] for k in ("path", "branch", "base", "repo")}
     out.update(present=os.path.isdir(row["path"]), dirty=None, changes=[], ahead=None)
     if out["present"]:
