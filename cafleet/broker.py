@@ -27,7 +27,7 @@ import time
 
 from cafleet.errors import CafleetError, Conflict, DatabaseError, Forbidden, NotFound, UsageError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MAX_BODY_BYTES = 64 * 1024
 """Largest message body, in bytes of UTF-8. A larger one is refused before anything is stored."""
 MAX_NAME_CHARS = 200
@@ -194,6 +194,24 @@ _MIGRATIONS = {
     ALTER TABLE tasks ADD COLUMN held_reason TEXT;
     ALTER TABLE tasks ADD COLUMN held_at TEXT;
     CREATE INDEX tasks_held ON tasks (fleet_id, recipient_agent_id, seq) WHERE held_reason IS NOT NULL;
+    """,
+    # 4: a member's own git worktree (`member create --worktree`, cafleet/worktrees.py):
+    # `repo` the working tree it was made from, `base` the ref as named (a branch keeps
+    # moving as the Director merges), `base_commit` what that ref was at creation;
+    # `removed_at` once the worktree directory is gone (the branch always stays).
+    4: """
+    CREATE TABLE worktrees (
+        agent_id    TEXT PRIMARY KEY REFERENCES agents(agent_id),
+        fleet_id    TEXT NOT NULL REFERENCES fleets(fleet_id),
+        repo        TEXT NOT NULL,
+        path        TEXT NOT NULL,
+        branch      TEXT NOT NULL,
+        base        TEXT NOT NULL,
+        base_commit TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        removed_at  TEXT
+    );
+    CREATE INDEX worktrees_by_fleet ON worktrees (fleet_id);
     """,
 }
 assert max(_MIGRATIONS) == SCHEMA_VERSION
@@ -568,6 +586,7 @@ class Broker:
         its placement, tasks and the row itself, as if it had never been registered."""
         with self._write() as c:
             c.execute("DELETE FROM placements WHERE agent_id = ? AND fleet_id = ?", (agent_id, fleet_id))
+            c.execute("DELETE FROM worktrees WHERE agent_id = ? AND fleet_id = ?", (agent_id, fleet_id))
             c.execute("DELETE FROM notices WHERE agent_id = ?", (agent_id,))
             c.execute("DELETE FROM loops WHERE agent_id = ?", (agent_id,))
             c.execute("DELETE FROM tasks WHERE fleet_id = ? AND (sender_agent_id = ? OR recipient_agent_id = ?)",
@@ -687,6 +706,35 @@ class Broker:
                 row["fleet"] = fleet
                 return row
         return None
+
+    # -- worktrees -----------------------------------------------------------
+
+    def add_worktree(self, fleet_id: str, agent_id: str, *, repo: str, path: str, branch: str, base: str,
+                     base_commit: str) -> None:
+        """Record a member's git worktree (absolute `repo` and `path`, `branch`, `base` ref
+        as named, `base_commit` sha). `NotFound` if the agent is not in the fleet."""
+        with self._write() as c:
+            self.get_agent(fleet_id, agent_id)
+            c.execute("INSERT INTO worktrees (agent_id, fleet_id, repo, path, branch, base, base_commit, created_at)"
+                      " VALUES (?,?,?,?,?,?,?,?)", (agent_id, fleet_id, repo, path, branch, base, base_commit, now()))
+
+    def worktrees(self, fleet_id: str, agent_id: str | None = None) -> list[dict]:
+        """The fleet's worktree rows (optionally one agent's), oldest first, each with the
+        agent's `name`: `{agent_id, fleet_id, name, repo, path, branch, base, base_commit,
+        created_at, removed_at}`."""
+        sql = ("SELECT w.*, a.name FROM worktrees w JOIN agents a ON a.agent_id = w.agent_id"
+               " WHERE w.fleet_id = ?")
+        params: tuple = (fleet_id,)
+        if agent_id is not None:
+            sql += " AND w.agent_id = ?"
+            params += (agent_id,)
+        return self._rows(sql + " ORDER BY w.created_at, w.rowid", params)
+
+    def mark_worktree_removed(self, agent_id: str) -> None:
+        """Note that a member's worktree directory is gone (its row stays for the branch)."""
+        with self._write() as c:
+            c.execute("UPDATE worktrees SET removed_at = ? WHERE agent_id = ? AND removed_at IS NULL",
+                      (now(), agent_id))
 
     # -- members -------------------------------------------------------------
 

@@ -301,7 +301,10 @@ def fleet_show(fleet_id: str) -> None:
 @click.option("--force", is_flag=True, help="Kill members' live panes first.")
 def fleet_delete(fleet_id: str, force: bool) -> None:
     """Soft-delete a fleet and deregister its agents. Refuses while members have live panes
-    (exit 1, listing them) unless --force, which kills those panes first. Idempotent."""
+    (exit 1, listing them) unless --force, which kills those panes first. Idempotent.
+
+    Members' worktrees: clean ones are removed, dirty ones kept and listed (run it again
+    once they are committed); then every member branch not merged into its base is listed."""
     fleet_id
     broker = _state().broker()
     fleet_row = broker.get_fleet(fleet_id, include_deleted=True)
@@ -312,10 +315,17 @@ def fleet_delete(fleet_id: str, force: bool) -> None:
         killed = members.clear_panes_for_fleet_delete(broker, fleet_id, force=force)
     result = broker.delete_fleet(fleet_id)
     result["killed_panes"] = killed
+    from cafleet import worktrees
+
+    result.update(worktrees.after_fleet_delete(broker, fleet_id))
     text = (f"fleet {fleet_id} was already deleted" if result["already_deleted"]
             else f"fleet {fleet_id} deleted; {len(result['deregistered'])} agent(s) deregistered"
             + (f"; killed panes {' '.join(killed)}" if killed else ""))
-    _emit(result, text)
+    lines = [text] + [f"worktree {w['path']} removed; branch {w['branch']} kept" if w["removed"]
+                      else worktrees.kept_text(w) for w in result["worktrees"]]
+    lines += [f"branch {u['branch']} (member {u['name']}, {u['ahead']} commit(s) ahead) is not merged into "
+              f"{u['base']} in {u['repo']}" for u in result["unmerged"]]
+    _emit(result, "\n".join(lines))
 
 
 @fleet.command("tick")
@@ -404,16 +414,29 @@ def member() -> None:
 @click.option("--model", help="Model name passed to the backend's --model.")
 @click.option("--prompt-file", type=click.Path(dir_okay=False), help="Absolute path of a file holding the prompt.")
 @click.option("--agent-id", type=UUID, help="Director that spawns it (default: the fleet's root Director).")
+@click.option("--worktree", is_flag=True, help="Give it its own git worktree on a new branch (see --branch, --base).")
+@click.option("--branch", metavar="NAME", help="With --worktree: the new branch (default cafleet/<name>).")
+@click.option("--base", metavar="REF", help="With --worktree: where the branch starts (default: the checked-out branch).")
+@click.option("--repo", metavar="PATH", help="With --worktree: the repository (default: the current directory).")
 @click.argument("prompt", nargs=-1)
-def member_create(name, description, coding_agent, model, prompt_file, agent_id, prompt) -> None:
+def member_create(name, description, coding_agent, model, prompt_file, agent_id, worktree, branch, base, repo,
+                  prompt) -> None:
     """Spawn a member in a new pane of the Director's window.
 
     The prompt comes from --prompt-file ABS or after `--` (`… -- "Do X"`); without either,
     a default prompt tells the member who it is and to send `ready`. Output: line 1 the
     member's agent id.
+
+    --worktree: the member works in its own git worktree, next to the repository in
+    <repo>.cafleet-worktrees/, on a new branch it is told about; you merge that branch.
+    Refused outside a git repository, for a repository with no commits, and for a --branch
+    that exists.
     """
     state = _state()
     fleet_id = state.fleet("member create")
+    given = [flag for flag, v in (("--branch", branch), ("--base", base), ("--repo", repo)) if v is not None]
+    if given and not worktree:
+        raise UsageError(f"{', '.join(given)} only make sense with --worktree")
     if prompt_file and prompt:
         raise UsageError("give the prompt either with --prompt-file or after --, not both")
     text = None
@@ -429,10 +452,32 @@ def member_create(name, description, coding_agent, model, prompt_file, agent_id,
         text = " ".join(prompt)
     from cafleet import members
 
-    m = members.create(state.broker(), fleet_id, name=name, description=description, coding_agent=coding_agent,
-                       model=model, prompt=text, director_id=agent_id)
-    _emit({"agent_id": m["agent_id"], "name": m["name"], "coding_agent": coding_agent, "placement": m["placement"]},
-          f"{m['agent_id']}\nmember {m['name']} ({coding_agent}) in {_fmt_placement(m['placement'])}")
+    args = dict(description=description, coding_agent=coding_agent, model=model, prompt=text, director_id=agent_id)
+    if worktree:
+        from cafleet import worktrees
+
+        m = worktrees.create_member(state.broker(), fleet_id, name=name, repo=repo, branch=branch, base=base, **args)
+    else:
+        m = members.create(state.broker(), fleet_id, name=name, **args)
+    data = {"agent_id": m["agent_id"], "name": m["name"], "coding_agent": coding_agent, "placement": m["placement"]}
+    text = f"{m['agent_id']}\nmember {m['name']} ({coding_agent}) in {_fmt_placement(m['placement'])}"
+    if worktree:
+        data["worktree"] = m["worktree"]
+        text += f"\n{_fmt_worktree(m['worktree'])}"
+    _emit(data, text)
+
+
+def _fmt_worktree(w: dict | None) -> str:
+    if not w:
+        return "no worktree"
+    return f"worktree {w['path']} on branch {w['branch']} (from {w['base']}): {_worktree_state(w)}"
+
+
+def _worktree_state(w: dict) -> str:
+    """`+N` commits ahead of base, then `dirty`/`clean`/`removed` (`member list`'s BRANCH)."""
+    ahead = "?" if w["ahead"] is None else f"+{w['ahead']}"
+    where = "removed" if not w["present"] else ("dirty" if w["dirty"] else "clean")
+    return f"{ahead} {where}"
 
 
 @member.command("list")
@@ -441,22 +486,32 @@ def member_list(agent_id: str | None) -> None:
     """Every member: id, name, backend, pane, pane status (alive/dead/pending), state
     (working/idle/dialog/exited/shell, from its screen), quiet time (how long its screen has
     been unchanged), unread, held previews, last_seen, created_at; an exited member's status
-    and last line. Delivers held previews that can go in now."""
+    and last line; for a --worktree member its branch, commits ahead of base and whether it
+    has uncommitted changes (`worktree` in --json, null without one). Delivers held previews
+    that can go in now."""
     state = _state()
     from cafleet import members
 
     rows = members.list_members(state.fleet_broker("member list"), state.fleet_id, agent_id)
+    from cafleet import worktrees
+
+    worktrees.annotate(state.broker(), state.fleet_id, rows)
     data = [{"agent_id": r["agent_id"], "name": r["name"], "coding_agent": r["coding_agent"],
              "pane_id": (r["placement"] or {}).get("pane_id"), "pane_status": r["pane_status"],
              "state": r["state"], "quiet_s": r["quiet_s"], "unread": r["unread"], "held": r["held"],
              "exit_status": r["exit_status"], "last_line": r["last_line"],
-             "last_seen": r["last_seen"], "created_at": r["created_at"]} for r in rows]
+             "last_seen": r["last_seen"], "created_at": r["created_at"],
+             "worktree": r["worktree"]} for r in rows]
+    branches = any(d["worktree"] for d in data)  # the BRANCH column only once someone has one
     _emit(data, lambda: _table(
         [[d["agent_id"], d["name"], d["coding_agent"], d["pane_id"] or "-", d["pane_status"], _state_text(d),
-          _quiet_text(d["quiet_s"]), d["unread"], d["held"], d["last_seen"] or "-", d["created_at"]] for d in data],
+          _quiet_text(d["quiet_s"]), d["unread"], d["held"], d["last_seen"] or "-", d["created_at"]]
+         + ([f"{d['worktree']['branch']} {_worktree_state(d['worktree'])}" if d["worktree"] else "-"]
+            if branches else []) for d in data],
         ["AGENT_ID", "NAME", "BACKEND", "PANE", "STATUS", "STATE", "QUIET", "UNREAD", "HELD", "LAST_SEEN",
-         "CREATED_AT"]) + "".join(f"\n{d['name']} exited: {d['last_line']}" for d in data
-                                  if d["state"] == "exited" and d["last_line"]) if data
+         "CREATED_AT"] + (["BRANCH"] if branches else [])) + "".join(
+            f"\n{d['name']} exited: {d['last_line']}" for d in data
+            if d["state"] == "exited" and d["last_line"]) if data
         else "No members.")
 
 
@@ -475,6 +530,26 @@ def _quiet_text(seconds: int | None) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m"
     return f"{seconds // 3600}h"
+
+
+@member.command("show")
+@click.option("--member-id", type=UUID, required=True)
+def member_show(member_id: str) -> None:
+    """One member: its agent row, pane status and worktree (path, branch, base, uncommitted
+    changes, commits ahead of base), deregistered members too."""
+    state = _state()
+    from cafleet import members, worktrees
+    from cafleet.errors import NotFound
+
+    broker = state.fleet_broker("member show")
+    m = broker.get_agent(state.fleet_id, member_id, active=False, flag="--member-id")
+    if m["role"] != "member":
+        raise NotFound(f"member {member_id} not found in fleet {state.fleet_id} (that agent is not a member)")
+    m["pane_status"] = members.pane_status(m) if m["status"] == "active" else "dead"
+    worktrees.annotate(broker, state.fleet_id, [m], detail=True)
+    changes = (m["worktree"] or {}).get("changes") or []
+    _emit(m, lambda: "\n".join([_agent_text(m), f"pane status: {m['pane_status']}", _fmt_worktree(m["worktree"])]
+                               + [f"  {c}" for c in changes]))
 
 
 @member.command("capture")
@@ -550,13 +625,22 @@ def member_exited(member_id: str) -> None:
 def member_delete(member_id: str, force: bool, timeout: float) -> None:
     """Stop a member: type its backend's exit command and wait for the pane to close, then
     deregister. On timeout: the pane's tail on stderr, nothing deregistered, exit 2.
-    --force kills the pane (gone already is fine)."""
+    --force kills the pane (gone already is fine). A --worktree member's worktree is removed
+    when clean, else kept and its uncommitted changes listed; its branch always stays."""
     state = _state()
     from cafleet import members
 
     r = members.delete(state.fleet_broker("member delete"), state.fleet_id, member_id,
                        force=force, timeout=timeout)
-    _emit(r, f"member {r['agent_id']} deleted ({r['how']})")
+    from cafleet import worktrees
+
+    r["worktree"] = worktrees.after_member_delete(state.broker(), state.fleet_id, member_id)
+    text = f"member {r['agent_id']} deleted ({r['how']})"
+    w = r["worktree"]
+    if w:
+        text += ("\n" + (f"worktree {w['path']} removed; branch {w['branch']} kept" if w["removed"]
+                         else worktrees.kept_text(w)))
+    _emit(r, text)
 
 
 # ---------------------------------------------------------------- message

@@ -1216,6 +1216,11 @@ def identity_context(br, agent: dict, source: str | None) -> str:
     if not is_director and role == "member":
         lines.append("If you need a shell command you may not run, ask your Director to run it for you "
                      "(it uses `cafleet member exec`).")
+        for w in br.worktrees(fleet_id, agent_id):  # `member create --worktree` (cafleet/worktrees.py)
+            if w["removed_at"] is None:
+                lines.append(f"You work in your own git worktree {w['path']} on branch {w['branch']} (made from "
+                             f"{w['base']}): stay in it, commit your work there (ask your Director if git commit is "
+                             "refused), never switch branches, merge or push.")
     skills = SKILLS_DIRECTOR if is_director else SKILLS_MEMBER
     lines.append("Load the cafleet skill(s): " + ", ".join(skills) + ".")
     return "\n".join(lines)

@@ -193,8 +193,16 @@ def create(
     model: str | None = None,
     prompt: str | None = None,
     director_id: str | None = None,
+    cwd: str | None = None,
+    workspace: str | None = None,
+    on_registered=None,
 ) -> dict:
     """Register a member and start its coding agent in a new pane of the Director's window.
+
+    `cwd`: the pane's working directory (default: ours); `workspace`: a paragraph added to
+    the identity prompt about where it works (`cafleet.worktrees.member_note`);
+    `on_registered(row)`: called once the row exists, before the pane starts (what it
+    records is there for the member's first hook; if it raises, the create rolls back).
 
     The pane is split without taking focus; the process gets the member's identity in its
     prompt (see `identity_prompt`) and in `CAFLEET_*` environment variables, and the
@@ -221,9 +229,13 @@ def create(
                               coding_agent=coding_agent, placement=pending)
     pane = None
     try:
+        if on_registered is not None:
+            on_registered(m)
         identity = backends.MemberIdentity(fleet_id=fleet_id, agent_id=m["agent_id"],
                                            director_id=director["agent_id"], name=name, db_path=broker.path)
         text = identity_prompt(fleet_id, m["agent_id"], director["agent_id"], name, description)
+        if workspace:
+            text += "\n" + workspace
         if prompt and prompt.strip():
             text += "\n\nYour task from the Director:\n" + prompt
         argv = backend.spawn_argv(prompt=text, model=model, name=name, identity=identity)
@@ -232,7 +244,7 @@ def create(
         env = {"PATH": os.environ.get("PATH", os.defpath), **backend.spawn_env(identity)}
         director_pane = tmux.PaneRef(socket_path=dp["tmux_socket"], session_name=dp["session_name"],
                                      window_id=dp["window_id"], pane_id=dp["pane_id"])
-        pane = tmux.split_window(director_pane, argv, env, os.getcwd(), keep_on_exit=True)
+        pane = tmux.split_window(director_pane, argv, env, cwd or os.getcwd(), keep_on_exit=True)
         placement = placement_of(pane)
         # recorded before the start check: the member's own SessionStart hook looks itself up
         # by pane within milliseconds; a failed check rolls the row back all the same

@@ -93,6 +93,12 @@ COMMANDS: tuple[CommandTemplate, ...] = (
         f' --coding-agent <backend> -- "<prompt>"',
         ASK,
     ),
+    CommandTemplate(
+        DIRECTOR,
+        f'cafleet --fleet-id {_F} member create --name <name> --description "<description>"'
+        f' --coding-agent <backend> --worktree -- "<prompt>"',
+        ASK,
+    ),
     CommandTemplate(DIRECTOR, f'cafleet --fleet-id {_F} member exec --member-id {_M} "<cmd>"', ASK),
     CommandTemplate(DIRECTOR, f"cafleet --fleet-id {_F} member send-input --member-id {_M} --choice <n>", ASK),
     CommandTemplate(DIRECTOR, f'cafleet --fleet-id {_F} member send-input --member-id {_M} --freetext "<text>"', ASK),

@@ -313,7 +313,8 @@ def test_member_create_with_a_prompt_after_dashes(fleet):
     assert [r["agent_id"] for r in rows] == [member_id]
     row = rows[0]
     assert set(row) == {"agent_id", "name", "coding_agent", "pane_id", "pane_status", "state", "quiet_s",
-                        "unread", "held", "exit_status", "last_line", "last_seen", "created_at"}
+                        "unread", "held", "exit_status", "last_line", "last_seen", "created_at", "worktree"}
+    assert row["worktree"] is None  # no --worktree (tests/test_worktrees.py)
     assert (row["name"], row["coding_agent"], row["pane_id"], row["pane_status"], row["unread"]) == (
         "Alice", "claude", placement["pane_id"], "alive", 1)
     assert (row["state"], row["held"], row["exit_status"]) == ("idle", 0, None)
@@ -607,7 +608,7 @@ def test_member_delete_force_when_the_pane_is_gone(one):
     pane = fleet.pane_of(member_id)
     fleet.tmux("kill-pane", "-t", pane)
     data = json.loads(fleet.cli(*fleet.f, "--json", "member", "delete", "--member-id", member_id, "--force").stdout)
-    assert data == {"agent_id": member_id, "pane_id": pane, "how": "already gone"}
+    assert data == {"agent_id": member_id, "pane_id": pane, "how": "already gone", "worktree": None}
     assert fleet.active_ids() == {fleet.director_id}
     fleet.cli(*fleet.f, "member", "delete", "--member-id", member_id, "--force", code=1)
 
