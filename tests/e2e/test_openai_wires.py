@@ -17,10 +17,12 @@ from openai_clients import CLIENT_ENV, write_codex_config, write_opencode_config
 pytestmark = pytest.mark.e2e
 
 
-def client_env(home) -> dict[str, str]:
+def client_env(home, cwd) -> dict[str, str]:
+    """The outer env without client/cafleet settings; HOME a temp dir. PWD is set to ``cwd``:
+    opencode 1.18.33 takes its working directory from ``$PWD``, not from the process's cwd."""
     drop = ("OPENAI_", "CODEX_", "OPENCODE", "TMUX", "CAFLEET_", "ANTHROPIC_", "CLAUDE", "XDG_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    env.update(CLIENT_ENV, HOME=str(home), NO_COLOR="1")
+    env.update(CLIENT_ENV, HOME=str(home), PWD=str(cwd), NO_COLOR="1")
     return env
 
 
@@ -89,7 +91,7 @@ def test_real_codex_turn_runs_a_shell_call(tmp_path):
     with FakeAPI(shell_then_report("exec_command", "cmd", f"touch {marker}; echo codex-ran")) as api:
         write_codex_config(home, api.url)
         p = subprocess.run([codex, "exec", "--skip-git-repo-check", "--sandbox=workspace-write",
-                            "make the file"], env=client_env(home), cwd=work, capture_output=True,
+                            "make the file"], env=client_env(home, work), cwd=work, capture_output=True,
                            text=True, timeout=120, stdin=subprocess.DEVNULL)
         reqs = api.main_requests()
     assert p.returncode == 0, p.stderr[-2000:]
@@ -112,11 +114,11 @@ def test_real_opencode_turn_runs_a_shell_call(tmp_path):
     with FakeAPI(shell_then_report("bash", "command", f"touch {marker.name}; echo oc-ran",
                                    description="make the file")) as api:
         write_opencode_config(home, api.url)
-        p = subprocess.run([oc, "run", "make the file"], env=client_env(home), cwd=work,
+        p = subprocess.run([oc, "run", "make the file"], env=client_env(home, work), cwd=work,
                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
         reqs = api.main_requests()
     assert p.returncode == 0, p.stderr[-2000:]
-    assert marker.exists()
+    assert marker.exists(), p.stdout[-1500:]
     assert "REPORT oc-ran" in p.stdout, (p.stdout[-1000:], p.stderr[-1000:])
     assert reqs[0].path == "/v1/chat/completions" and "bash" in reqs[0].tool_names
     assert "oc-ran" in reqs[1].latest_tool_results()[0].text
