@@ -95,6 +95,20 @@ class ResponsesRequest(Request):
                 return t.get("type", "function")
         return "function"
 
+    def namespaces(self) -> dict[str, list[str]]:
+        """``{namespace: [tool names]}`` of the ``"type": "namespace"`` tools (codex 0.171.0
+        offers each MCP server's tools this way: namespace ``mcp__<server>``)."""
+        return {t.get("name", ""): [s.get("name", "") for s in t.get("tools") or []]
+                for t in self.get("tools") or []
+                if isinstance(t, dict) and t.get("type") == "namespace"}
+
+    def namespace_of(self, name: str) -> str | None:
+        """The namespace that holds tool ``name`` (given bare or as ``<namespace>__<name>``)."""
+        for ns, names in self.namespaces().items():
+            if name in names or any(name == f"{ns}__{n}" for n in names):
+                return ns
+        return None
+
     @property
     def system_text(self) -> str:
         return str(self.get("instructions") or "")
@@ -158,6 +172,10 @@ def responses_events(reply: Reply, req: ResponsesRequest) -> list[bytes]:
         else:
             item = {"type": "function_call", "id": _new_id("fc_"), "status": "completed",
                     "call_id": t.id, "name": t.name, "arguments": json.dumps(t.input)}
+            ns = req.namespace_of(t.name)
+            if ns is not None:  # a tool inside a namespace: bare name plus its namespace
+                item["name"] = t.name.removeprefix(ns + "__")
+                item["namespace"] = ns
         ev.append(_sse("response.output_item.added", {
             "type": "response.output_item.added", "output_index": idx, "item": item}))
         ev.append(_sse("response.output_item.done", {

@@ -1,0 +1,206 @@
+"""What wakes a Director: the "something to do" of a supervision tick, and how to wait for it.
+
+Stdlib only (the MCP server in `cafleet.mcp_server` and the CLI both use it). A Director has
+something to do when
+
+- a task addressed to it is un-acked and has not been reported by this watch yet
+  (a member's report, a question, cafleet's own exit notice);
+- one of its members turned to `dialog` (its screen shows a permission/approval prompt or a
+  choice frame: `keystrokes.open_dialog`) or `exited` (its pane is dead or gone);
+- one of its members' screens has not changed for `stall_seconds` (quiet: stalled, or idle
+  with nothing to do, either way the Director should look).
+
+A :class:`Watch` remembers what it has reported, so each event is reported once: a member is
+reported again only after it left that state (its dialog closed, its screen moved).
+:meth:`Watch.wait` blocks until there are events or the timeout passes and returns a
+:class:`Digest`, whose `text()` is the short tick digest a Director reads: what happened and
+the literal `cafleet` commands to run next (the forms of the monitoring skill, so the
+Director's permission rules match them).
+
+Cost: checking the inbox is one indexed SELECT (every `TASK_INTERVAL` s); checking members is
+one `capture-pane` per member (every `MEMBER_INTERVAL` s). Nothing is typed into any pane.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+#: Seconds a member's screen may stay unchanged before the Director is woken about it.
+STALL_SECONDS = 300.0
+#: How often the Director's inbox is checked while waiting (s).
+TASK_INTERVAL = 0.2
+#: How often members' panes are looked at while waiting (s).
+MEMBER_INTERVAL = 1.0
+#: Default and largest wait (s). codex's MCP `tool_timeout_sec` is set to `TOOL_TIMEOUT` by
+#: `cafleet mcp config`, so a wait always returns before codex gives up on the call.
+DEFAULT_TIMEOUT = 240.0
+TOOL_TIMEOUT = 300
+MAX_TIMEOUT = TOOL_TIMEOUT - 30.0
+#: Characters of a task body shown in the digest.
+BODY_PREVIEW = 300
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing to do. `kind`: `task`, `dialog`, `exited` or `stalled`."""
+
+    kind: str
+    agent_id: str  # the sender (task) or the member
+    name: str
+    detail: str = ""  # task body / dialog marker / quiet seconds
+    task_id: str | None = None
+
+
+@dataclass
+class Digest:
+    """What a wait returns: `events` (possibly none: a timeout) and how long it waited (s)."""
+
+    fleet_id: str
+    director_id: str
+    events: list[Event] = field(default_factory=list)
+    waited_s: float = 0.0
+    canceled: bool = False
+
+    def text(self) -> str:
+        """The tick digest: one line per event, then the literal next commands."""
+        f, d = f"cafleet --fleet-id {self.fleet_id}", self.director_id
+        if not self.events:
+            why = "canceled" if self.canceled else f"nothing new in {self.waited_s:.0f} s"
+            return (f"cafleet: {why}. Nothing to run; call the wait tool again to keep "
+                    "supervising.")
+        lines = [f"cafleet: {len(self.events)} new for Director {d}:"]
+        nxt: list[str] = []
+        tasks = [e for e in self.events if e.kind == "task"]
+        for e in tasks:
+            body = " ".join(e.detail.split())
+            if len(body) > BODY_PREVIEW:
+                body = body[:BODY_PREVIEW] + "… (full text: message poll)"
+            lines.append(f"- task {e.task_id} from {e.name} ({e.agent_id}): {body}")
+        if tasks:
+            nxt.append(f"{f} message poll --agent-id {d}")
+            nxt += [f"{f} message ack --agent-id {d} --task-id {e.task_id}" for e in tasks]
+        for e in self.events:
+            m = f"{f} member capture --member-id {e.agent_id} --lines 120"
+            if e.kind == "dialog":
+                lines.append(f"- member {e.name} ({e.agent_id}) shows a prompt ({e.detail!r}): "
+                             "read it, answer only what the user decided")
+                nxt.append(m)
+            elif e.kind == "exited":
+                lines.append(f"- member {e.name} ({e.agent_id}) exited (its pane is dead or gone)")
+                nxt.append(f"{f} member list")
+                nxt.append(f"{f} member delete --member-id {e.agent_id} --force")
+            elif e.kind == "stalled":
+                lines.append(f"- member {e.name} ({e.agent_id}) has been quiet for "
+                             f"{e.detail} s")
+                nxt.append(m)
+        lines.append("next:")
+        lines += [f"  {c}" for c in dict.fromkeys(nxt)]
+        lines.append("then call the wait tool again.")
+        return "\n".join(lines)
+
+
+def _observe_member(placement: dict | None) -> tuple[str, str | None, str]:
+    """(state, dialog marker, screen hash) of one member's pane: `exited`, `dialog`,
+    `pending` or `live`. Never raises for a vanished pane or a missing tmux."""
+    from cafleet import keystrokes, tmux
+    from cafleet.errors import CafleetError
+    from cafleet.members import pane_state
+
+    try:
+        ps = pane_state(placement)
+        if ps == "pending":
+            return "pending", None, ""
+        if ps in ("dead", "gone"):
+            return "exited", None, ""
+        socket, pane_id = placement["tmux_socket"], placement["pane_id"]
+        screen = tmux.screen(socket, pane_id)
+        marker = keystrokes.open_dialog(screen)
+        if marker:
+            return "dialog", marker, ""
+        return "live", None, tmux.pane_snapshot_hash(socket, pane_id) or ""
+    except (CafleetError, OSError):
+        return "pending", None, ""
+
+
+class Watch:
+    """Events for one Director of one fleet, each reported once. Thread-safe enough for one
+    waiter at a time (the MCP server runs one wait per Director).
+
+    `broker` is an open `cafleet.broker.Broker`; `observe(placement) -> (state, marker, hash)`
+    and `clock` are for tests."""
+
+    def __init__(self, broker, fleet_id: str, director_id: str, *,
+                 stall_seconds: float = STALL_SECONDS,
+                 observe: Callable[[dict | None], tuple[str, str | None, str]] = _observe_member,
+                 clock: Callable[[], float] = time.monotonic):
+        self.broker, self.fleet_id, self.director_id = broker, fleet_id, director_id
+        self.stall_seconds = stall_seconds
+        self.observe, self.clock = observe, clock
+        self.reported_tasks: set[str] = set()
+        self.reported_state: dict[str, str] = {}  # member -> state last reported
+        self.screens: dict[str, tuple[str, float]] = {}  # member -> (hash, changed at)
+        broker.get_agent(fleet_id, director_id)  # NotFound for a wrong fleet / Director
+
+    def new_tasks(self) -> list[Event]:
+        out = []
+        for t in self.broker.inbox(self.fleet_id, self.director_id):
+            if t["task_id"] not in self.reported_tasks:
+                self.reported_tasks.add(t["task_id"])
+                out.append(Event("task", t["sender_agent_id"], t["sender_name"], t["body"],
+                                 t["task_id"]))
+        return out
+
+    def member_events(self) -> list[Event]:
+        out = []
+        now = self.clock()
+        for m in self.broker.list_members(self.fleet_id, self.director_id):
+            aid = m["agent_id"]
+            state, marker, h = self.observe(m.get("placement"))
+            if state == "live":
+                prev = self.screens.get(aid)
+                if prev is None or prev[0] != h:
+                    self.screens[aid] = (h, now)
+                    quiet = 0.0
+                else:
+                    quiet = now - prev[1]
+                state = "stalled" if quiet >= self.stall_seconds else "live"
+                detail = f"{quiet:.0f}"
+            else:
+                self.screens.pop(aid, None)
+                detail = marker or ""
+            if state in ("dialog", "exited", "stalled"):
+                if self.reported_state.get(aid) != state:
+                    self.reported_state[aid] = state
+                    out.append(Event(state, aid, m["name"], detail))
+            else:
+                self.reported_state.pop(aid, None)
+        return out
+
+    def wait(self, timeout: float = DEFAULT_TIMEOUT, cancel: threading.Event | None = None,
+             *, task_interval: float = TASK_INTERVAL,
+             member_interval: float = MEMBER_INTERVAL) -> Digest:
+        """Block until there is something to do or `timeout` seconds (capped at
+        `MAX_TIMEOUT`) pass, or `cancel` is set. Returns the digest (events may be empty)."""
+        timeout = max(0.0, min(float(timeout), MAX_TIMEOUT))
+        start = time.monotonic()
+        deadline = start + timeout
+        next_members = start
+        events: list[Event] = []
+        while True:
+            events += self.new_tasks()
+            now = time.monotonic()
+            if now >= next_members:
+                events += self.member_events()
+                next_members = now + member_interval
+            if events or now >= deadline or (cancel is not None and cancel.is_set()):
+                break
+            pause = min(task_interval, max(0.0, deadline - now))
+            if cancel is not None:
+                cancel.wait(pause)
+            else:
+                time.sleep(pause)
+        return Digest(self.fleet_id, self.director_id, events, time.monotonic() - start,
+                      canceled=bool(cancel is not None and cancel.is_set() and not events))
