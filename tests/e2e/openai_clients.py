@@ -69,3 +69,14 @@ def write_opencode_config(home: os.PathLike | str, api_url: str) -> Path:
     p = d / "opencode.json"
     p.write_text(json.dumps(opencode_provider(api_url)))
     return p
+
+
+def write_login_profile(home: os.PathLike | str, path_dirs: list[str]) -> Path:
+    """``$HOME/.bash_profile`` putting ``path_dirs`` first on PATH. codex 0.171.0 runs its
+    shell tool as ``/bin/bash -lc <cmd>`` (a login shell), and Debian's ``/etc/profile``
+    resets PATH, so a ``cafleet`` that is only on the pane's PATH is "command not found" there;
+    a user's login PATH is where cafleet has to be."""
+    p = Path(home) / ".bash_profile"
+    dirs = ":".join(path_dirs)
+    p.write_text(f'export PATH="{dirs}:$PATH"\n')
+    return p
