@@ -234,6 +234,13 @@ _OPTION_CURSOR = re.compile(r"^\s*[❯›▶>]\s*\d+\.\s")
 continue` and `> 1. Sign in with ChatGPT` (codex 0.169.0): a choice list has focus."""
 
 
+_BUTTON_ROW = re.compile(r"\bAllow once\b.*\bReject\b")
+"""opencode 1.18.33's permission prompt has buttons, not numbered options: a row
+`Allow once   Allow always   Reject  … ⇆ select  enter confirm` under `△ Permission
+required` (tests/screens/opencode-1.18.33-permission.txt); Enter picks the focused button."""
+_OPENCODE_MARKER = "Permission required"
+
+
 def open_dialog(screen: str) -> str | None:
     """The dialog a pane's visible screen shows, or None.
 
@@ -248,10 +255,16 @@ def open_dialog(screen: str) -> str | None:
     (`❯ 1. Yes`) and, on another row, a dialog marker (`Esc to cancel`, `Do you want to
     proceed?`, `Type something.`, `Enter to select`, `Press enter to continue`) or a key
     footer naming both Enter and Esc. Returns the marker found (for a footer: its text, at
-    most 80 characters). Tuned to Claude Code 2.1.330 and codex 0.169.0's start screens; the
-    stand-in agent draws its choice frame the same way. opencode's dialogs are not known.
+    most 80 characters). Tuned to Claude Code 2.1.330, codex 0.169.0's start screens and
+    codex 0.171.0's approval prompt (`› 1. Yes, proceed (y)` … `Press enter to confirm or esc
+    to cancel`); the stand-in agent draws its choice frame the same way. opencode 1.18.33's
+    permission prompt has buttons instead: a row with `Allow once` … `Reject` and, on
+    another row, `Permission required` (returned as the marker).
     """
     rows = [r for r in screen.splitlines() if r.strip()][-DIALOG_SCAN_ROWS:]
+    buttons = {i for i, r in enumerate(rows) if _BUTTON_ROW.search(r)}
+    if buttons and any(_OPENCODE_MARKER in r for i, r in enumerate(rows) if i not in buttons):
+        return _OPENCODE_MARKER
     cursors = {i for i, r in enumerate(rows) if _OPTION_CURSOR.match(r)}
     if not cursors:
         return None

@@ -24,10 +24,10 @@ IDS_RE = re.compile(r"Your fleet id: (" + UUID_RE + r")\. Your agent id: (" + UU
 Chain = Generator[Reply, str, "Reply | str | None"]
 
 
-def shell(wire: str, command: str) -> Reply:
-    """One shell call in the client's own tool."""
+def shell(wire: str, command: str, **extra: Any) -> Reply:
+    """One shell call in the client's own tool (``extra``: more tool arguments)."""
     if wire == "responses":
-        return Reply(tool_uses=[ToolUse("exec_command", {"cmd": command})])
+        return Reply(tool_uses=[ToolUse("exec_command", {"cmd": command, **extra})])
     if wire == "anthropic":  # Claude Code's Bash tool
         return Reply.bash(command, description="cafleet")
     return Reply(tool_uses=[ToolUse("bash", {"command": command, "description": "cafleet"})])
@@ -63,9 +63,9 @@ class ChainBrain:
                                      f"notes {list(self.notes)}; calls {self.calls[-6:]}")
             return self.notes[key]
 
-    def sh(self, command: str) -> Reply:
+    def sh(self, command: str, **extra: Any) -> Reply:
         self._pending = command
-        return shell(self.wire, command)
+        return shell(self.wire, command, **extra)
 
     def on_turn(self, req: Request) -> "Chain | Reply | str | None":  # pragma: no cover
         return None
