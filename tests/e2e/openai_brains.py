@@ -67,6 +67,11 @@ class ChainBrain:
         self._pending = command
         return shell(self.wire, command, **extra)
 
+    def tool(self, name: str, **args: Any) -> Reply:
+        """A call of any other tool (e.g. an MCP tool: codex offers it in a namespace)."""
+        self._pending = f"{name}({args})"
+        return Reply(tool_uses=[ToolUse(name, args)])
+
     def on_turn(self, req: Request) -> "Chain | Reply | str | None":  # pragma: no cover
         return None
 
