@@ -41,6 +41,8 @@ TOOL_TIMEOUT = 300
 MAX_TIMEOUT = TOOL_TIMEOUT - 30.0
 #: Characters of a task body shown in the digest.
 BODY_PREVIEW = 300
+#: Tasks listed one by one in a digest; a longer backlog is summed up (poll shows all).
+MAX_LISTED = 8
 
 
 @dataclass(frozen=True)
@@ -74,11 +76,15 @@ class Digest:
         lines = [f"cafleet: {len(self.events)} new for Director {d}:"]
         nxt: list[str] = []
         tasks = [e for e in self.events if e.kind == "task"]
+        more = len(tasks) - MAX_LISTED
+        tasks = tasks[:MAX_LISTED]
         for e in tasks:
             body = " ".join(e.detail.split())
             if len(body) > BODY_PREVIEW:
                 body = body[:BODY_PREVIEW] + "… (full text: message poll)"
             lines.append(f"- task {e.task_id} from {e.name} ({e.agent_id}): {body}")
+        if more > 0:
+            lines.append(f"- and {more} more task(s): read them with message poll")
         if tasks:
             nxt.append(f"{f} message poll --agent-id {d}")
             nxt += [f"{f} message ack --agent-id {d} --task-id {e.task_id}" for e in tasks]

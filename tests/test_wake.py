@@ -85,6 +85,17 @@ def test_digest_names_literal_commands(fleet):
     assert len(text) < 1200
 
 
+def test_a_backlog_is_summed_up(fleet):
+    b, fid, d, m = fleet
+    w = make_watch(b, fid, d, observe=Panes())
+    for i in range(wake.MAX_LISTED + 3):
+        b.send(fid, m, d, f"report {i}")
+    got = w.wait(1.0)
+    text = got.text()
+    assert len(got.events) == wake.MAX_LISTED + 3
+    assert "and 3 more task(s)" in text and text.count("message ack") == wake.MAX_LISTED
+
+
 def test_member_states_dialog_exited_and_stall(fleet):
     b, fid, d, m = fleet
     b.set_placement(fid, m, {"tmux_socket": "/nowhere", "session_name": "s", "window_id": "@1",
