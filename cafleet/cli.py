@@ -659,7 +659,7 @@ def mcp_cmd(ctx: click.Context, agent_id: str | None) -> None:
 
 @mcp_cmd.command("config")
 @click.option("--agent-id", type=UUID, help="The codex Director the tool waits for.")
-@click.option("--flags", is_flag=True, help="Print `codex -c` flags instead of the TOML block.")
+@click.option("--flags", is_flag=True, help="Print the whole `codex …` command line (with `-c` flags) instead.")
 def mcp_config(agent_id: str | None, flags: bool) -> None:
     """Print the `~/.codex/config.toml` block (or `codex -c` flags) that registers
     `cafleet mcp` with its tool timeout. codex only: an opencode pane must load no MCP server."""
@@ -677,9 +677,9 @@ def mcp_config(agent_id: str | None, flags: bool) -> None:
                              "its deny-list floor); use `fleet tick` for an opencode Director")
     cmd, db = mcp_server.cafleet_command(), os.path.abspath(_b.db_path())
     toml = mcp_server.codex_config(cmd, db, state.fleet_id, agent_id)
-    argv = mcp_server.codex_flags(cmd, db, state.fleet_id, agent_id)
-    _emit({"toml": toml, "codex_flags": argv},
-          lambda: " ".join(shlex.quote(a) for a in ["codex", *argv]) if flags else toml.rstrip("\n"))
+    argv = [*mcp_server.director_argv(db), *mcp_server.codex_flags(cmd, db, state.fleet_id, agent_id)]
+    _emit({"toml": toml, "codex_argv": argv},
+          lambda: " ".join(shlex.quote(a) for a in argv) if flags else toml.rstrip("\n"))
 
 
 @cli.command("doctor")

@@ -197,6 +197,18 @@ class Server:
             broker.close()
 
 
+def director_argv(db_path: str) -> list[str]:
+    """How to start codex as a Director (before its own options and the MCP flags):
+    `--add-dir` makes the DB directory writable in its `workspace-write` sandbox, and
+    `sandbox_workspace_write.network_access=true` lets its commands reach the tmux socket
+    (codex 0.171.0's sandbox counts a Unix socket as network), which `fleet create`,
+    `member create` and the previews need. Checked by tests/e2e/test_scenario_codex_director.py."""
+    import os
+
+    return ["codex", f"--add-dir={os.path.dirname(os.path.abspath(db_path))}",
+            "-c", "sandbox_workspace_write.network_access=true"]
+
+
 def cafleet_command() -> list[str]:
     """How codex should start cafleet: the `cafleet` on PATH (absolute), else this Python
     with `-m cafleet`."""
@@ -227,7 +239,10 @@ def codex_config(command: list[str], db_path: str, fleet_id: str | None = None,
     args += ["mcp"]
     if director_id:
         args += ["--agent-id", director_id]
-    return (f"[mcp_servers.{name}]\n"
+    start = " ".join(director_argv(db_path))
+    return (f"# cafleet: start the codex Director with the DB directory writable and tmux\n"
+            f"# reachable from its sandbox:  {start}\n"
+            f"[mcp_servers.{name}]\n"
             f"command = {json.dumps(command[0])}\n"
             f"args = [{', '.join(json.dumps(a) for a in args)}]\n"
             f"env = {{ CAFLEET_DB = {json.dumps(db_path)} }}\n"
@@ -239,7 +254,9 @@ def codex_flags(command: list[str], db_path: str, fleet_id: str | None = None,
                 director_id: str | None = None, *, name: str = "cafleet") -> list[str]:
     """The same registration as `codex -c key=value` arguments (one list item each)."""
     out = []
-    for line in codex_config(command, db_path, fleet_id, director_id, name=name).splitlines()[1:]:
+    for line in codex_config(command, db_path, fleet_id, director_id, name=name).splitlines():
+        if line.startswith(("#", "[")):
+            continue
         key, _, value = line.partition(" = ")
         out += ["-c", f"mcp_servers.{name}.{key}={value}"]
     return out

@@ -180,9 +180,14 @@ def test_config_is_the_codex_toml_block(fleet, db_path, monkeypatch):
     assert cfg["tool_timeout_sec"] == wake.TOOL_TIMEOUT > wake.MAX_TIMEOUT
     assert os.path.isabs(cfg["command"])
     flags = run("--fleet-id", fid, "--json", "mcp", "config", "--agent-id", d, env=env)
-    argv = json.loads(flags.stdout)["codex_flags"]
-    assert argv[0::2] == ["-c"] * (len(argv) // 2)
+    argv = json.loads(flags.stdout)["codex_argv"]
+    assert argv[:4] == ["codex", f"--add-dir={db_path.parent}", "-c",
+                        "sandbox_workspace_write.network_access=true"]
+    assert argv[2::2] == ["-c"] * ((len(argv) - 2) // 2)
     assert f"mcp_servers.cafleet.tool_timeout_sec={wake.TOOL_TIMEOUT}" in argv
+    assert " ".join(argv[:2]) in p.stdout  # the TOML block's comment names the start line
+    text = run("--fleet-id", fid, "mcp", "config", "--agent-id", d, "--flags", env=env).stdout
+    assert text.startswith("codex --add-dir=") and "mcp_servers.cafleet.command=" in text
     generic = tomllib.loads(run("mcp", "config", env=env).stdout)["mcp_servers"]["cafleet"]
     assert generic["args"][-1] == "mcp"
 

@@ -1,8 +1,9 @@
 """Scenario: a codex Director supervising with `cafleet mcp` (`wait_for_news`), real turns.
 
 The user's way: `~/.codex/config.toml` holds their model provider (here the suite's scripted
-server) and the block `cafleet mcp config` prints; they start codex in a tmux pane with the DB
-directory writable and Unix sockets (tmux) reachable from its sandbox, and give it the job.
+server) and the block `cafleet mcp config` prints; they start codex in a tmux pane with the
+options that block names (DB directory writable, Unix sockets (tmux) reachable from its
+sandbox; `--sandbox=workspace-write --ask-for-approval=on-request`), and give it the job.
 The codex Director (scripted model, tests/e2e/openai_brains.py) then runs literal `cafleet`
 commands through its shell tool: `fleet create --coding-agent codex`, `member create` of a
 claude member; it calls `wait_for_news` and is woken by the member's `ready`, acks it, sends
@@ -13,6 +14,7 @@ round trip included) is printed.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import datetime
@@ -43,7 +45,7 @@ def codex_bin():
 def e2e_env(tmp_path, claude_home, fake_api, e2e_path_prepend, codex_bin):
     env = ce.claude_env(claude_home, fake_api.url, path_prepend=e2e_path_prepend,
                         extra={"CAFLEET_DB": str(tmp_path / "data" / "cafleet.db"), **CLIENT_ENV})
-    mcp_block = cafleet(env, "mcp", "config").stdout
+    mcp_block = cafleet(env, "mcp", "config").stdout  # what the user adds to config.toml
     write_codex_config(claude_home.path, fake_api.url, extra=mcp_block)
     # a user's login PATH has cafleet and claude (codex runs commands in `bash -lc`)
     write_login_profile(claude_home.path, [str(ce.tools_dir()), *ce.python_bin_dirs()])
@@ -94,21 +96,29 @@ class CodexDirector(ChainBrain):
         return "The team's work is in; all reports acked."
 
 
+@pytest.fixture
+def start_options(e2e_env) -> list[str]:
+    """The codex options `cafleet mcp config` names for a Director (`--add-dir=<DB dir>`,
+    `-c sandbox_workspace_write.network_access=true`)."""
+    argv = json.loads(cafleet(e2e_env, "--json", "mcp", "config").stdout)["codex_argv"]
+    assert argv[0] == "codex" and argv[1].startswith("--add-dir="), argv
+    return argv[1:4]
+
+
 def created_at(ts: str) -> float:
     return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
 
 def test_codex_director_wakes_on_reports_through_wait_for_news(fake_api, e2e_tmux, e2e_env,
                                                                codex_bin, claude_bin, project_dir,
-                                                               tmp_path):
+                                                               tmp_path, start_options):
     director = CodexDirector()
     router = Router(make_member=ShellMember, director=director)
     fake_api.script = router
-    db_dir = str(tmp_path / "data")
     (tmp_path / "data").mkdir(exist_ok=True)
-    argv = [codex_bin, "--no-daemon", "--no-alt-screen", "--sandbox=workspace-write",
-            "--ask-for-approval=on-request", f"--add-dir={db_dir}",
-            "-c", "sandbox_workspace_write.network_access=true", "--", JOB]
+    assert start_options[0] == f"--add-dir={tmp_path / 'data'}", start_options
+    argv = [codex_bin, *start_options, "--no-daemon", "--no-alt-screen", "--sandbox=workspace-write",
+            "--ask-for-approval=on-request", "--", JOB]
     dpane = e2e_tmux.new_window(argv, cwd=project_dir)
     diag = lambda: diagnostics(e2e_tmux, fake_api) + f"\nDirector calls: {director.calls[-8:]}"  # noqa: E731
 
