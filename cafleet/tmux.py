@@ -195,6 +195,10 @@ def _run(socket_path: str, *args: str) -> list[str]:
         stderr = " ".join(proc.stderr).strip()
         message = stderr or f"exit status {proc.returncode}"
         lowered = message.lower()
+        if "operation not permitted" in lowered or "permission denied" in lowered:
+            # the server is there but this process may not connect: a sandbox (codex 0.171.0's
+            # workspace-write counts a Unix socket as network) or another user's socket
+            raise TmuxError(f"tmux server not reachable from here (socket {socket_path}): {message}")
         if any(marker in lowered for marker in _GONE_MARKERS):
             raise TargetGone(f"tmux {args[0]} (socket {socket_path}): {message}")
         raise TmuxError(f"tmux {args[0]} failed (socket {socket_path}): {message}")

@@ -71,6 +71,12 @@ def test_codex_and_opencode_members_poll_ack_and_report(fake_api, e2e_tmux, e2e_
             brain.wait_note("ready", timeout=60)
         got = {t["sender_agent_id"]: t["body"] for t in inbox(e2e_env, F, D)}
         assert got == {M: "ready" for M, _ in members.values()}, got
+        # stored either way; only the push differs: codex's sandbox cannot reach the tmux socket
+        ready = {be: router.member(M).notes["ready"].strip().splitlines() for be, (M, _) in members.items()}
+        print(f"\nmember sends: {ready}")
+        assert ready["opencode"][1] == f"notified pane {director[1]}", ready
+        assert ready["codex"][1].startswith("no pane notified (tmux server not reachable from here"), ready
+        assert "Operation not permitted" in ready["codex"][1], ready
 
     with phases("Director sends each a task; preview pushed; member polls, acks, reports"):
         sent = {}
