@@ -6,7 +6,8 @@ something to do when
 - a task addressed to it is un-acked and has not been reported by this watch yet
   (a member's report, a question, cafleet's own exit notice);
 - one of its members turned to `dialog` (its screen shows a permission/approval prompt or a
-  choice frame: `keystrokes.open_dialog`) or `exited` (its pane is dead or gone);
+  choice frame: `screens.open_dialog`) or `exited` (its pane is dead or gone, or a shell has
+  it: `screens.classify`);
 - one of its members' screens has not changed for `stall_seconds` (quiet: stalled, or idle
   with nothing to do, either way the Director should look).
 
@@ -18,7 +19,7 @@ the literal `cafleet` commands to run next (the forms of the monitoring skill, s
 Director's permission rules match them).
 
 Cost: checking the inbox is one indexed SELECT (every `TASK_INTERVAL` s); checking members is
-one `capture-pane` per member (every `MEMBER_INTERVAL` s). Nothing is typed into any pane.
+one `display-message` and one `capture-pane` per member (every `MEMBER_INTERVAL` s). Nothing is typed into any pane.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class Digest:
                              "read it, answer only what the user decided")
                 nxt.append(m)
             elif e.kind == "exited":
-                lines.append(f"- member {e.name} ({e.agent_id}) exited (its pane is dead or gone)")
+                lines.append(f"- member {e.name} ({e.agent_id}) exited ({e.detail or 'its pane is dead or gone'})")
                 nxt.append(f"{f} member list")
                 nxt.append(f"{f} member delete --member-id {e.agent_id} --force")
             elif e.kind == "stalled":
@@ -109,26 +110,34 @@ class Digest:
 
 
 def _observe_member(placement: dict | None) -> tuple[str, str | None, str]:
-    """(state, dialog marker, screen hash) of one member's pane: `exited`, `dialog`,
-    `pending` or `live`. Never raises for a vanished pane or a missing tmux."""
-    from cafleet import keystrokes, tmux
-    from cafleet.errors import CafleetError
-    from cafleet.members import pane_state
+    """(state, detail, screen hash) of one member's pane: `exited` (pane dead or gone, or a
+    shell has it: `screens.classify`'s `exited`/`shell`), `dialog` (detail: its marker),
+    `pending` (no pane yet, or tmux not reachable) or `live` (working or idle; the hash of
+    the visible screen tells quiet from busy). Two tmux calls; never raises."""
+    import hashlib
 
+    from cafleet import screens, tmux
+    from cafleet.errors import CafleetError
+
+    if not placement or not placement.get("pane_id"):
+        return "pending", None, ""
+    socket, pane_id = placement["tmux_socket"], placement["pane_id"]
     try:
-        ps = pane_state(placement)
-        if ps == "pending":
-            return "pending", None, ""
-        if ps in ("dead", "gone"):
-            return "exited", None, ""
-        socket, pane_id = placement["tmux_socket"], placement["pane_id"]
+        info = tmux.pane_info(socket, pane_id)
+        recorded = placement.get("pane_pid")
+        if info is None or (recorded is not None and info.pid != recorded):
+            return "exited", "its pane is gone", ""
+        if info.dead:
+            return "exited", "its pane is dead", ""
         screen = tmux.screen(socket, pane_id)
-        marker = keystrokes.open_dialog(screen)
-        if marker:
-            return "dialog", marker, ""
-        return "live", None, tmux.pane_snapshot_hash(socket, pane_id) or ""
     except (CafleetError, OSError):
         return "pending", None, ""
+    state = screens.classify(screen, foreground=info.current_command)
+    if state == "shell":
+        return "exited", f"a shell ({info.current_command}) has its pane", ""
+    if state == "dialog":
+        return "dialog", screens.open_dialog(screen), ""
+    return "live", None, hashlib.sha256(screen.encode()).hexdigest()
 
 
 class Watch:

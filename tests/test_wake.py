@@ -194,3 +194,19 @@ def test_real_panes_report_then_dialog_then_exit(tfleet):
         assert [(e.kind, e.agent_id) for e in got.events] == [("exited", mid)], got.text()
     finally:
         b.close()
+
+
+def test_real_pane_with_a_shell_in_it_counts_as_exited(fleet, tmux_server):
+    """A member pane whose foreground program is a shell: the agent is gone."""
+    b, fid, d, m = fleet
+    sess = tmux_server.new_session(session_name="w", window_command="bash --norc --noprofile")
+    pane = sess.active_window.active_pane
+    pid = int(pane.pane_pid)
+    b.set_placement(fid, m, {"tmux_socket": tmux_server.socket_path, "session_name": "w",
+                             "window_id": sess.active_window.window_id, "pane_id": pane.pane_id,
+                             "pane_pid": pid}, "claude")
+    w = wake.Watch(b, fid, d)
+    got = w.member_events()
+    assert [(e.kind, e.agent_id) for e in got] == [("exited", m)]
+    assert "a shell (bash) has its pane" in wake.Digest(fid, d, got).text()
+    assert w.member_events() == []
