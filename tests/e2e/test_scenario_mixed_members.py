@@ -12,6 +12,8 @@ and the member polls, acks and reports through its client's shell tool
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 import claude_env as ce
@@ -75,8 +77,30 @@ def test_codex_and_opencode_members_poll_ack_and_report(fake_api, e2e_tmux, e2e_
         ready = {be: router.member(M).notes["ready"].strip().splitlines() for be, (M, _) in members.items()}
         print(f"\nmember sends: {ready}")
         assert ready["opencode"][1] == f"notified pane {director[1]}", ready
-        assert ready["codex"][1].startswith("no pane notified (tmux server not reachable from here"), ready
+        assert ready["codex"][1].startswith("no pane notified (held: tmux server not reachable from here"), ready
         assert "Operation not permitted" in ready["codex"][1], ready
+        codex_ready = ready["codex"][0]
+
+    with phases("the codex member's held preview is delivered by a later call from outside"):
+        # any later cafleet call on the fleet from outside the sandbox delivers it (the
+        # opencode member's own send may already have); `member list` is one
+        dscreen = lambda: e2e_tmux.capture(director[1], history=200)  # noqa: E731
+        rows = cafleet_json(e2e_env, "member", "list", fleet_id=F, pane=director)
+        wait_until(lambda: codex_ready in dscreen(), timeout=10,
+                   what="the held preview in the Director's pane", on_fail=diag)
+        cafleet_json(e2e_env, "member", "list", fleet_id=F, pane=director)
+        time.sleep(0.5)
+        # typed once: as often as the opencode member's preview, pushed once (the `cat` pane
+        # shows a typed line twice: the tty's echo and cat's copy)
+        seen = dscreen()
+        assert seen.count(f"[cafleet] task {codex_ready}") == seen.count(
+            f"[cafleet] task {ready['opencode'][0]}") > 0, seen
+        br = broker(e2e_env)
+        try:
+            assert not br.has_held(F)
+        finally:
+            br.close()
+        print(f"member list after delivery: {[(r['name'], r.get('state'), r.get('held')) for r in rows]}")
 
     with phases("Director sends each a task; preview pushed; member polls, acks, reports"):
         sent = {}
