@@ -7,7 +7,8 @@ something to do when
   (a member's report, a question, cafleet's own exit notice);
 - one of its members turned to `dialog` (its screen shows a permission/approval prompt or a
   choice frame: `screens.open_dialog`) or `exited` (its pane is dead or gone, or a shell has
-  it: `screens.classify`);
+  it: `screens.classify`) -- unless cafleet recorded that exit (`exited_at`): then its exit
+  notice, a task from the member, already says so;
 - one of its members' screens has not changed for `stall_seconds` (quiet: stalled, or idle
   with nothing to do, either way the Director should look).
 
@@ -157,6 +158,7 @@ class Watch:
         self.reported_tasks: set[str] = set()
         self.reported_state: dict[str, str] = {}  # member -> state last reported
         self.screens: dict[str, tuple[str, float]] = {}  # member -> (hash, changed at)
+        self.exited_seen: set[str] = set()  # members seen exited once (not yet reported)
         broker.get_agent(fleet_id, director_id)  # NotFound for a wrong fleet / Director
 
     def new_tasks(self) -> list[Event]:
@@ -186,6 +188,15 @@ class Watch:
             else:
                 self.screens.pop(aid, None)
                 detail = marker or ""
+                if state == "exited" and (m.get("placement") or {}).get("exited_at"):
+                    # cafleet recorded the exit: its exit notice is a task (reported as one),
+                    # or the exit was asked for (a graceful `member delete`)
+                    self.reported_state[aid] = state
+                elif state == "exited" and aid not in self.exited_seen:
+                    self.exited_seen.add(aid)
+                    continue  # seen dead just now: give tmux's pane-died hook a check to record it
+            if state != "exited":
+                self.exited_seen.discard(aid)
             if state in ("dialog", "exited", "stalled"):
                 if self.reported_state.get(aid) != state:
                     self.reported_state[aid] = state
