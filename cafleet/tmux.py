@@ -88,7 +88,6 @@ __all__ = [
     "PaneInfo",
     "PaneRef",
     "TargetGone",
-    "Unreachable",
     "capture",
     "current_pane",
     "kill_pane",
@@ -109,14 +108,6 @@ __all__ = [
     "wait_pane_dead",
     "wait_until",
 ]
-
-
-class Unreachable(TmuxError):
-    """The server is there but this process may not connect to its socket: a sandbox (codex
-    0.171.0's `workspace-write` counts a Unix socket as network) or another user's socket.
-    A later call from outside can do what this one could not (held previews)."""
-
-    code = "tmux_unreachable"
 
 
 class TargetGone(TmuxError):
@@ -209,11 +200,10 @@ def _run(socket_path: str, *args: str) -> list[str]:
         stderr = " ".join(proc.stderr).strip()
         message = stderr or f"exit status {proc.returncode}"
         lowered = message.lower()
-        if "operation not permitted" in lowered or "permission denied" in lowered:
-            # the server is there but this process may not connect: a sandbox (codex 0.171.0's
-            # workspace-write counts a Unix socket as network) or another user's socket
-            raise Unreachable(f"tmux server not reachable from here (socket {socket_path}): {message}")
-        if any(marker in lowered for marker in _GONE_MARKERS):
+        # "error connecting to SOCKET (Permission denied)": the server is there but this
+        # process may not reach it (a codex member's sandbox), which is not "gone"
+        denied = "permission denied" in lowered or "operation not permitted" in lowered
+        if not denied and any(marker in lowered for marker in _GONE_MARKERS):
             raise TargetGone(f"tmux {args[0]} (socket {socket_path}): {message}")
         raise TmuxError(f"tmux {args[0]} failed (socket {socket_path}): {message}")
     return list(proc.stdout)

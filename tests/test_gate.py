@@ -302,3 +302,25 @@ def test_a_graceful_delete_sends_no_exit_notice(tf):
     tf.fcli("member", "delete", "--member-id", m)
     time.sleep(1.0)  # the pane-died hook has run by now, if it was going to
     assert tf.rows("SELECT body FROM tasks WHERE sender_agent_id = ? AND body LIKE 'cafleet: member%'", (m,)) == []
+
+
+def test_a_send_from_where_tmux_cannot_be_reached_is_held_and_delivered_later(tf, tmp_path):
+    """A codex member's sandbox cannot reach the tmux socket (tmux says "error connecting to
+    … (Operation not permitted)"); its message is stored and held, and the Director's next poll
+    (which can reach tmux) types the preview. The sandbox is played by a `tmux` on PATH that
+    fails the way tmux does there (pytest-subprocess cannot reach a child process's PATH)."""
+    m = tf.add_member("Sandboxed")
+    tf.wait(lambda: {"kind": "line", "value": "ready"} in tf.log("director"), "the `ready` preview")
+    stub = tmp_path / "sandbox-bin"
+    stub.mkdir()
+    (stub / "tmux").write_text("#!/bin/sh\necho \"error connecting to $2 (Operation not permitted)\" >&2\nexit 1\n")
+    (stub / "tmux").chmod(0o755)
+    env = {**tf.env, "PATH": f"{stub}{os.pathsep}{tf.env['PATH']}", "TMUX": "", "TMUX_PANE": ""}
+    sent = json.loads(tf.cafleet("--json", "--fleet-id", tf.fid, "message", "send", "--agent-id", m, "--to",
+                                 tf.director, "--text", "from the sandbox", env=env).stdout)
+    assert sent["push"]["held"] is True and "Operation not permitted" in sent["push"]["reason"], sent["push"]
+    tf.fcli("message", "poll", "--agent-id", tf.director)
+    head = f"[cafleet] task {sent['task_id']}"
+    tf.wait(lambda: any(e["kind"] == "line" and e["value"].startswith(head) for e in tf.log("director")),
+            "the held preview in the Director's pane")
+    assert tf.rows("SELECT held_reason FROM tasks WHERE task_id = ?", (sent["task_id"],)) == [(None,)]

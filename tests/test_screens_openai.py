@@ -24,8 +24,8 @@ def test_the_captured_screens_are_what_they_say():
     # guards against a re-capture that caught the wrong moment
     assert "Working (" in screen("codex-0.171.0-working.txt")
     assert "esc interrupt" in screen("opencode-1.18.33-working.txt")
-    assert "idle now" in screen("codex-0.171.0-idle.txt")
-    assert "esc interrupt" not in screen("opencode-1.18.33-idle.txt")
+    assert "idle now" in screen("codex-0.171.0-idle-after-turn.txt")
+    assert "esc interrupt" not in screen("opencode-1.18.33-idle-after-turn.txt")
     assert "› 1. Yes, proceed" in screen("codex-0.171.0-approval.txt")
     assert "Allow once" in screen("opencode-1.18.33-permission.txt")
 

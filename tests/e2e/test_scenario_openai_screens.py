@@ -125,7 +125,7 @@ def test_gate_and_wake_on_real_codex_and_opencode_screens(fake_api, e2e_tmux, e2
         wait_until(lambda: "idle now" in screen(pane), timeout=20, what=f"{be} idle", on_fail=diag)
         time.sleep(1.0)
         idle = screen(pane)
-        save(f"{be}-{VERSIONS[be]}-idle.txt", idle)
+        save(f"{be}-{VERSIONS[be]}-idle-after-turn.txt", idle)
         assert keystrokes.open_dialog(idle) is None, (be, idle)
 
     br = broker(e2e_env)
