@@ -85,8 +85,11 @@ class Server:
     def send(self, msg: dict) -> None:
         line = json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
         with self._out:
-            self.stdout.write(line + "\n")
-            self.stdout.flush()
+            try:
+                self.stdout.write(line + "\n")
+                self.stdout.flush()
+            except (BrokenPipeError, ValueError):  # the client went away (ValueError: closed)
+                pass
 
     def reply(self, id_: Any, result: dict) -> None:
         self.send({"jsonrpc": "2.0", "id": id_, "result": result})
@@ -109,7 +112,7 @@ class Server:
                 continue
             t = self.handle(msg)
             if t is not None:
-                threads.append(t)
+                threads = [x for x in threads if x.is_alive()] + [t]
         for ev in list(self._calls.values()):
             ev.set()  # stdin closed: end the waits, nobody is listening
         for t in threads:
@@ -117,7 +120,7 @@ class Server:
 
     def handle(self, msg: dict) -> threading.Thread | None:
         method, id_ = msg.get("method"), msg.get("id")
-        params = msg.get("params") or {}
+        params = msg.get("params") if isinstance(msg.get("params"), dict) else {}
         if method is None:
             return None  # a response to something we never ask
         if "id" not in msg:  # notification

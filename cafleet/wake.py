@@ -20,7 +20,8 @@ the literal `cafleet` commands to run next (the forms of the monitoring skill, s
 Director's permission rules match them).
 
 Cost: checking the inbox is one indexed SELECT (every `TASK_INTERVAL` s); checking members is
-one `display-message` and one `capture-pane` per member (every `MEMBER_INTERVAL` s). Nothing is typed into any pane.
+one `display-message` and one `capture-pane` per member (every `MEMBER_INTERVAL` s). Nothing
+is typed into any pane.
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ class Digest:
                              "read it, answer only what the user decided")
                 nxt.append(m)
             elif e.kind == "exited":
-                lines.append(f"- member {e.name} ({e.agent_id}) exited ({e.detail or 'its pane is dead or gone'})")
+                why = e.detail or "its pane is dead or gone"
+                lines.append(f"- member {e.name} ({e.agent_id}) exited ({why})")
                 nxt.append(f"{f} member list")
                 nxt.append(f"{f} member delete --member-id {e.agent_id} --force")
             elif e.kind == "stalled":

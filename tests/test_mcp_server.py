@@ -129,6 +129,10 @@ def test_errors(client, fleet):
     b, fid, d, m = fleet
     client.init()
     assert client.call("resources/list")["error"]["code"] == -32601
+    assert client.call("tools/call", ["not", "an", "object"])["error"]["code"] == -32602
+    client.p.stdin.write("{not json\n")
+    client.p.stdin.flush()
+    assert client.recv()["error"]["code"] == -32700
     assert client.call("tools/call", {"name": "rm", "arguments": {}})["error"]["code"] == -32602
     bad = client.call("tools/call", {"name": "wait_for_news",
                                      "arguments": {"director_id": "nope", "timeout_s": 1}})
