@@ -1,4 +1,8 @@
-"""A scripted Anthropic Messages-API server on 127.0.0.1 for driving the real Claude Code.
+"""A scripted model server on 127.0.0.1 for driving the real Claude Code, codex and opencode.
+
+Anthropic's Messages API is here; the OpenAI wires codex 0.171.0 (Responses API) and
+opencode 1.18.33 (Chat Completions) use are in tests/e2e/fakeopenai.py and answered by the
+same server and the same scripts (a :class:`Reply` is encoded for the wire it came on).
 
 Stdlib only (http.server + threading). Start one per test::
 
