@@ -296,10 +296,9 @@ def answer_choice(target: Target, *, choice: int | None = None, freetext: str | 
         return d, str(choice)
     tmux.send_literal(target.socket, target.pane_id, "4")
     time.sleep(CHOICE_TO_TEXT_DELAY)
-    facts = observe(target)
-    bad = decide(EXIT, target, facts) if facts is None or identity(target, facts) or facts.dead else None
-    if bad is not None and not bad.allowed:
-        return bad, "4"
+    facts = observe(target)  # the frame's text field is open now; the pane must still be the agent's
+    if facts is None or identity(target, facts) or facts.dead:
+        return decide(LINE, target, facts), "4"
     tmux.send_literal(target.socket, target.pane_id, freetext)
     if enter_delay > 0:
         time.sleep(enter_delay)

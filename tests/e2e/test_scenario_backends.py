@@ -111,14 +111,14 @@ def test_codex_and_opencode_members_start_with_the_backend_argv(backend_bins, e2
     with phases("6 push to codex on its sign-in screen"):
         # codex's sign-in screen is a choice list (`> 1. Sign in with ChatGPT` … `Press enter to
         # continue`): a preview's Enter would start the ChatGPT sign-in flow in the member's
-        # pane. The task is stored; the preview is held and the screen stays as it was.
+        # pane. The task is stored; the push is skipped and the screen stays as it was.
         M, pane, pid, *_rest = spawned["codex"]
         before = e2e_tmux.capture(pane)
         assert "> 1. Sign in with ChatGPT" in before, before
         out = cafleet(e2e_env, "--fleet-id", F, "message", "send", "--agent-id", D, "--to", M,
                       "--text", "start on the parser", pane=director).stdout.splitlines()
-        assert out[1] == ("no pane notified (held: the pane shows a dialog ('Press enter to continue'); "
-                          "its Enter would pick an option; delivered by a later cafleet call)"), out
+        assert out[1] == ("no pane notified (held: the pane shows a dialog ('Press enter to continue'); its "
+                          "Enter would pick an option; delivered by a later cafleet call)"), out
         assert [t["body"] for t in cafleet_json(e2e_env, "message", "poll", "--agent-id", M, fleet_id=F)] == [
             "start on the parser"]
         time.sleep(1.0)  # what a typed Enter would have changed by now (the browser sign-in screen)
