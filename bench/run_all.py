@@ -27,7 +27,7 @@ from _common import compile_package, median  # noqa: E402
 
 # runs per bench: (default, --quick)
 RUNS = {"cli_latency": (25, 7), "hook_latency": (30, 7), "push_latency": (12, 3), "memory": (5, 2),
-        "throughput_cycles": (3000, 1000), "throughput_per_proc": (500, 200)}
+        "throughput_cycles": (3000, 1000), "throughput_per_proc": (500, 200), "wake_latency": (15, 5)}
 
 
 def _first_line(argv) -> str:
@@ -108,6 +108,19 @@ def bench_push(runs: int) -> list[list[str]]:
     return rows
 
 
+def bench_wake(runs: int) -> list[list[str]]:
+    results = _load("wake_latency").measure(runs)
+    rows = []
+    for name, xs in results.items():
+        if "CPU share" in name:
+            rows.append(["wake-up (mcp)", name, f"{xs[0] * 100:.2f} %", ""])
+        else:
+            s = sorted(xs)
+            rows.append(["wake-up (mcp)", name, _fmt_ms(median(xs) * 1000),
+                         f"p90 {s[min(len(s) - 1, int(round(0.9 * (len(s) - 1))))] * 1000:.0f} ms, n={len(xs)}"])
+    return rows
+
+
 def bench_throughput(cycles: int, per_proc: int) -> list[list[str]]:
     mod = _load("throughput")
     result = mod.measure(cycles=cycles, per_proc=per_proc)
@@ -157,6 +170,7 @@ def main() -> None:
         ("broker throughput", lambda: bench_throughput(runs["throughput_cycles"], runs["throughput_per_proc"]),
          f"{runs['throughput_cycles']} cycles, {runs['throughput_per_proc']} sends/process"),
         ("peak memory", lambda: bench_memory(runs["memory"]), f"{runs['memory']} runs"),
+        ("wake-up (mcp)", lambda: bench_wake(runs["wake_latency"]), f"{runs['wake_latency']} runs"),
     ]
     rows, timings = [], []
     for section, fn, what in benches:

@@ -216,8 +216,9 @@ class CodexBackend(Backend):
 
     Not set: `sandbox_workspace_write.network_access`. The sandbox counts a tmux socket as
     network (`error connecting to /tmp/tmux-…/default (Operation not permitted)`), so the
-    inline-preview push of a member's `message send` is skipped (delivery does not depend on
-    it) unless the user enables network access in `~/.codex/config.toml`.
+    inline preview of a member's `message send` is held and typed by a later cafleet call
+    from outside the sandbox (`cafleet.delivery`; seen with 0.171.0) unless the user enables
+    network access in `~/.codex/config.toml`.
     `/quit` ends the session (about 0.15 s, also mid-turn).
     """
 

@@ -843,6 +843,14 @@ class Broker:
                 params += (limit,)
             return self._rows(sql, params)
 
+    def inbox(self, fleet_id: str, agent_id: str) -> list[dict]:
+        """Un-acked tasks addressed to `agent_id`, oldest first. Read-only: unlike `poll` it
+        does not touch `last_seen` (a watcher is not the agent itself; `cafleet.wake`)."""
+        with self._read():
+            self.get_agent(fleet_id, agent_id)
+            return self._rows(self._TASK_SELECT + " WHERE t.recipient_agent_id = ? AND t.state = "
+                              "'input_required' ORDER BY t.seq", (agent_id,))
+
     def ack(self, fleet_id: str, agent_id: str, task_ids: list[str]) -> list[dict]:
         """Mark tasks addressed to `agent_id` completed. All or nothing: any task that is not
         in the fleet (`NotFound`), not addressed to the agent (`Forbidden`) or canceled

@@ -109,6 +109,8 @@ COMMANDS: tuple[CommandTemplate, ...] = (
     # --- Director: no rule (before the fleet exists, or run by the operator outside) -------
     CommandTemplate(DIRECTOR, "cafleet fleet create --coding-agent claude", NONE),
     CommandTemplate(DIRECTOR, f"cafleet --fleet-id {_F} fleet tick --every <seconds>", NONE),
+    CommandTemplate(DIRECTOR, "cafleet fleet create --coding-agent codex", NONE),
+    CommandTemplate(DIRECTOR, "cafleet mcp config", NONE),
     # --- Member: its own message commands only ----------------------------------------------
     CommandTemplate(MEMBER, f"cafleet --fleet-id {_F} message poll --agent-id {_M}", ALLOW),
     CommandTemplate(MEMBER, f"cafleet --fleet-id {_F} message ack --agent-id {_M} --task-id <task-id>", ALLOW),

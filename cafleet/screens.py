@@ -56,13 +56,23 @@ _OPTION = re.compile(r"^\s*(?:[❯›▶>]\s*)?(\d+)\.\s+(\S.*?)\s*$")
 _WORKING_MARKERS = (
     # Claude Code 2.1.332 while a turn runs: "✻ Thinking… (3s · esc to interrupt)".
     "esc to interrupt",
-    # codex's "• Working (2s • esc to interrupt)" uses the same words (codex's public
-    # source; its model-turn screens are not kept yet).
+    # codex 0.171.0 uses the same words: "◦ Working (3s • esc to interrupt)"
+    # (tests/screens/codex-0.171.0-working.txt).
+    # opencode 1.18.33's footer while a turn runs: "⬝⬝⬝⬝⬝⬝■■  esc interrupt"; gone when idle
+    # (tests/screens/opencode-1.18.33-working.txt, -idle.txt).
+    "esc interrupt",
 )
 
 SHELLS = frozenset({"sh", "bash", "zsh", "fish", "dash", "ksh", "mksh", "tcsh", "csh", "ash",
                     "nu", "xonsh", "elvish", "pwsh", "login"})
 """Process names that mean "a shell has the pane": the agent is gone (or never started)."""
+
+
+_BUTTON_ROW = re.compile(r"\bAllow once\b.*\bReject\b")
+"""opencode 1.18.33's permission prompt has buttons, not numbered options: a row
+`Allow once   Allow always   Reject  … ⇆ select  enter confirm` under `△ Permission
+required` (tests/screens/opencode-1.18.33-permission.txt); Enter presses the focused button."""
+_BUTTON_MARKER = "Permission required"
 
 
 def _bottom_rows(screen: str) -> list[str]:
@@ -82,9 +92,15 @@ def open_dialog(screen: str) -> str | None:
     continue`) or a key footer naming both Enter and Esc. Returns the marker found (for a
     footer: its text, at most 80 characters). Built from Claude Code 2.1.332's permission
     prompt and AskUserQuestion frame and codex 0.169.0's start screens; the stand-in agent
-    draws its frames the same way. opencode's and codex's approval prompts are not yet kept.
+    draws its frames the same way; codex 0.171.0's approval prompt (`› 1. Yes, proceed (y)` …
+    `Press enter to confirm or esc to cancel`) has the same structure. opencode 1.18.33's
+    permission prompt has buttons instead: a row with `Allow once` … `Reject` and, on another
+    row, `Permission required` (returned as the marker).
     """
     rows = _bottom_rows(screen)
+    buttons = {i for i, r in enumerate(rows) if _BUTTON_ROW.search(r)}
+    if buttons and any(_BUTTON_MARKER in r for i, r in enumerate(rows) if i not in buttons):
+        return _BUTTON_MARKER
     cursors = {i for i, r in enumerate(rows) if _OPTION_CURSOR.match(r)}
     if not cursors:
         return None

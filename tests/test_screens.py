@@ -28,6 +28,13 @@ EXPECTED = {
     "codex-0.169.0-sign-in.txt": ("dialog", "Press enter to continue", False),
     "codex-0.169.0-trust-folder.txt": ("dialog", "enter continue · esc back", False),
     "codex-0.171.0-sign-in.txt": ("dialog", "Press enter to continue", False),
+    # tests/e2e/test_scenario_openai_screens.py (real model turns; CAFLEET_SAVE_SCREENS=1)
+    "codex-0.171.0-approval.txt": ("dialog", "Press enter to confirm or esc to cancel", False),
+    "codex-0.171.0-working.txt": ("working", None, False),
+    "codex-0.171.0-idle-after-turn.txt": ("idle", None, False),
+    "opencode-1.18.33-permission.txt": ("dialog", "Permission required", False),
+    "opencode-1.18.33-working.txt": ("working", None, False),
+    "opencode-1.18.33-idle-after-turn.txt": ("idle", None, False),
     "codex-0.171.0-idle.txt": ("idle", None, False),
     "codex-0.171.0-draft.txt": ("idle", None, False),
     "opencode-1.18.33-idle.txt": ("idle", None, False),

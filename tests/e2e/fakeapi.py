@@ -1,4 +1,8 @@
-"""A scripted Anthropic Messages-API server on 127.0.0.1 for driving the real Claude Code.
+"""A scripted model server on 127.0.0.1 for driving the real Claude Code, codex and opencode.
+
+Anthropic's Messages API is here; the OpenAI wires codex 0.171.0 (Responses API) and
+opencode 1.18.33 (Chat Completions) use are in tests/e2e/fakeopenai.py and answered by the
+same server and the same scripts (a :class:`Reply` is encoded for the wire it came on).
 
 Stdlib only (http.server + threading). Start one per test::
 
@@ -479,6 +483,15 @@ class _Handler(BaseHTTPRequestHandler):
             est = max(1, len(json.dumps(body)) // 4)
             self._send_json(200, {"input_tokens": est})
             return
+        import fakeopenai  # the OpenAI wires (codex, opencode); imports this module
+
+        oa = fakeopenai.request_for(parts.path)
+        if oa is not None:
+            req = oa(body, parts.path.rstrip("/"), parts.query, dict(self.headers),
+                     api._next_n())
+            api._record(req)
+            self._stream(fakeopenai.events_for(api.answer(req), req))
+            return
         if not parts.path.rstrip("/").endswith("/v1/messages"):
             api.other.append(("POST", self.path))
             self._send_json(404, {"type": "error", "error": {"type": "not_found_error",
@@ -490,22 +503,26 @@ class _Handler(BaseHTTPRequestHandler):
         reply = api.answer(req)
         model = body.get("model") or "claude-fake"
         if body.get("stream"):
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Cache-Control", "no-cache")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.send_header("request-id", "req_" + uuid.uuid4().hex[:20])
-            self.end_headers()
-            try:
-                for chunk in sse_events(reply, model):
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                    self.wfile.flush()
-                self.wfile.write(b"0\r\n\r\n")
-                self.wfile.flush()
-            except (BrokenPipeError, ConnectionResetError):
-                pass
+            self._stream(sse_events(reply, model))
         else:
             self._send_json(200, message_json(reply, model))
+
+    def _stream(self, events: list[bytes]) -> None:
+        """Send `events` as one chunked text/event-stream response."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("request-id", "req_" + uuid.uuid4().hex[:20])
+        self.end_headers()
+        try:
+            for chunk in events:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
 
 def serve_forever(script: Script | None = None, port: int = 0) -> None:  # pragma: no cover
