@@ -22,6 +22,7 @@ import pytest
 import wheelhouse
 from cafleet import __version__, bootstrap
 from checkout import clean_copy
+from test_members import rig, wait_for  # noqa: F401 - the `rig` fixture: private tmux + stand-ins
 
 KEY = f"{__version__}-py{sys.version_info[0]}.{sys.version_info[1]}"
 F = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
@@ -237,3 +238,51 @@ def test_doctor_names_the_cafleet_that_runs_and_warns_on_a_version_mismatch(plug
     assert c == {"path": str(script), "version": "9.9.9", "plugin_root": str(plugin), "plugin_version": __version__,
                  "warning": c["warning"]}
     assert c["warning"].startswith(f"this cafleet is 9.9.9 but the plugin at {plugin} is {__version__}")
+
+
+# ------------------------------------------------------------------ members run the same cafleet
+
+
+@pytest.fixture(scope="module")
+def built_data(plugin, wheels, tmp_path_factory) -> Path:
+    """A data dir whose env for `plugin` is already built (shared by the member tests)."""
+    tmp = tmp_path_factory.mktemp("built")
+    r = run(plugin, base_env(tmp, wheels), "--version")
+    assert r.returncode == 0, r.stderr
+    return tmp / "data"
+
+
+@pytest.mark.parametrize("backend", ["claude", "codex", "opencode"])
+def test_a_member_pane_finds_the_directors_cafleet_first(backend, plugin, wheels, built_data, rig):
+    """The Director runs the plugin's bin/cafleet by its path while another `cafleet` (the test
+    environment's console script) is first on its PATH; the member's own shell command in its
+    pane (`! command -v cafleet`, typed by `member exec`) finds the plugin's."""
+    from cafleet.demo import install_standin
+
+    install_standin(rig.bin, names=("claude", "codex", "opencode"))
+    other = shutil.which("cafleet", path=rig.base_env["PATH"])
+    assert other and other != str(plugin / "bin" / "cafleet")  # a different cafleet wins on PATH
+    rig.start()
+    env = {**rig.env, "XDG_DATA_HOME": str(built_data), **wheelhouse.pip_env(wheels)}
+    mine = str(plugin / "bin" / "cafleet")
+
+    def cafleet(*args):
+        p = subprocess.run([mine, *args], env=env, capture_output=True, text=True, timeout=60, cwd=rig.tmp)
+        assert p.returncode == 0 and p.stderr == "", (args, p.stdout, p.stderr)
+        return p.stdout
+
+    created = json.loads(cafleet("--json", "fleet", "create", "--name", "t"))
+    rig.fleet_id, rig.director_id = created["fleet_id"], created["director"]["agent_id"]
+    member = cafleet("--fleet-id", rig.fleet_id, "member", "create", "--name", "m", "--description", "d",
+                     "--coding-agent", backend, "--", "Wait.").splitlines()[0]
+    rig.wait_ready(member)
+    pane = rig.pane_of(member)
+    cafleet("--fleet-id", rig.fleet_id, "member", "exec", "--member-id", member, "command -v cafleet")
+    try:
+        wait_for(lambda: f"$ command -v cafleet\n{mine}\n" in rig.capture(pane) + "\n",
+                 f"the {backend} member's `command -v cafleet` output")
+    except BaseException:
+        print(rig.capture(pane))
+        pid = rig.tmux("display", "-p", "-t", pane, "#{pane_pid}")
+        print([e for e in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if e.startswith(b"PATH")])
+        raise
