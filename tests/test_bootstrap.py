@@ -102,7 +102,7 @@ def test_first_use_twice_at_once_builds_one_env(plugin, wheels, tmp_path):
 def test_unreachable_index_says_what_to_run_then_a_later_run_completes(plugin, wheels, tmp_path):
     env = base_env(tmp_path, None)
     env.update({"PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_RETRIES": "0", "PIP_TIMEOUT": "2",
-                "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+                "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_CONFIG_FILE": os.devnull})
     r = run(plugin, env, "--version")
     assert r.returncode == 1 and r.stdout == ""
     assert "Traceback" not in r.stderr
@@ -187,16 +187,24 @@ def test_an_extra_is_installed_into_the_same_env_on_first_use(wheels, tmp_path, 
         bootstrap.ensure_env(extras=("nope",), environ=environ, root=str(root))
 
 
-def test_uv_when_present(tmp_path):
-    """With `uv` on PATH the env is made by uv (argv only: uv is not installed here)."""
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    (fake / "uv").write_text("#!/bin/sh\nexit 0\n")
-    (fake / "uv").chmod(0o755)
-    env = str(tmp_path / "env")
-    steps = bootstrap._commands(env, ["click>=8.1"], {"PATH": str(fake)})
-    assert steps == [[str(fake / "uv"), "venv", "--quiet", "--python", sys.executable, env],
-                     [str(fake / "uv"), "pip", "install", "--quiet", "--python", f"{env}/bin/python", "click>=8.1"]]
+@pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not installed (pip install uv)")
+def test_uv_when_on_path_builds_the_env(plugin, wheels, tmp_path):
+    """With `uv` on PATH the env is made by `uv venv` + `uv pip install` (offline: uv's own
+    UV_OFFLINE / UV_FIND_LINKS), and works like pip's."""
+    uv_dir = tmp_path / "uvbin"
+    uv_dir.mkdir()
+    (uv_dir / "uv").symlink_to(shutil.which("uv"))
+    env = base_env(tmp_path, None)
+    env.update({"PATH": f"{env['PATH']}:{uv_dir}", "UV_OFFLINE": "1", "UV_FIND_LINKS": str(wheels),
+                "UV_CACHE_DIR": str(tmp_path / "uv-cache"), "UV_NO_CONFIG": "1"})
+    r = run(plugin, env, "--version")
+    assert r.returncode == 0 and r.stdout == f"cafleet {__version__}\n", r.stderr
+    env_path = envs_dir(tmp_path) / KEY
+    assert (env_path / bootstrap.MARKER).exists()
+    assert "uv = " in (env_path / "pyvenv.cfg").read_text()  # uv wrote this venv
+    assert not (Path(bootstrap.site_packages(str(env_path))) / "pip").exists()  # uv venvs have no pip
+    again = run(plugin, env, "--help")
+    assert again.returncode == 0 and again.stderr == ""
 
 
 def test_data_dir_and_member_path(tmp_path):

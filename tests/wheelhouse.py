@@ -59,4 +59,5 @@ def build(dest: Path, names=RUNTIME) -> Path:
 
 def pip_env(wheels: Path) -> dict[str, str]:
     """Environment variables that make pip install from `wheels` only, never the network."""
-    return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels), "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "PIP_CONFIG_FILE": os.devnull}  # no machine-wide pip.conf (its indexes, constraints)
