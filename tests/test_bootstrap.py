@@ -294,3 +294,35 @@ def test_a_member_pane_finds_the_directors_cafleet_first(backend, plugin, wheels
         pid = rig.tmux("display", "-p", "-t", pane, "#{pane_pid}")
         print([e for e in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if e.startswith(b"PATH")])
         raise
+
+
+# ------------------------------------------------------------------ the fast path's id check
+
+
+_UUID4_RE = __import__("re").compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+def _uuidish():
+    from hypothesis import strategies as st
+
+    chars = st.sampled_from("0123456789abcdefABCDEF-4g ")
+    return st.one_of(st.text(chars, min_size=34, max_size=38), st.uuids().map(str),
+                     st.uuids(version=4).map(str), st.uuids(version=4).map(lambda u: str(u).upper()),
+                     st.text(max_size=40))
+
+
+def test_is_uuid4_without_re_matches_the_regex():
+    """broker.is_uuid4 no longer imports `re` (a per-tick cost); it accepts exactly what the
+    canonical-UUID4 regex accepts."""
+    from hypothesis import given, settings
+
+    from cafleet.broker import is_uuid4, new_id
+
+    @settings(max_examples=3000, deadline=None)
+    @given(_uuidish())
+    def check(s):
+        assert is_uuid4(s) == (_UUID4_RE.fullmatch(s) is not None)
+
+    check()
+    assert all(is_uuid4(new_id()) for _ in range(100))
+    assert not is_uuid4(None) and not is_uuid4(b"0" * 36)
