@@ -127,12 +127,14 @@ def find_plugin_roots(environ=None) -> list[str]:
 
 
 def cafleet_info(environ=None, argv0: str | None = None) -> dict:
-    """For `cafleet doctor`: `{path, version, plugin_root, plugin_version, warning}`.
+    """For `cafleet doctor`: `{path, version, plugin_root, plugin_version, env, env_ready,
+    warning}`.
 
     `path` is the running `cafleet` (None under `python -m cafleet`), `version` this
     package's version; `plugin_root` is the plugin this package belongs to when it runs from
     one, else the first plugin found on PATH; `warning` says when the two versions differ
-    (the hooks run the plugin's copy, the commands this one, over one DB)."""
+    (the hooks run the plugin's copy, the commands this one, over one DB). `env` is the
+    private env's directory when this package is the plugin's (`env_ready`: built)."""
     here = plugin_root()
     root = here if plugin_version(here) is not None else next(iter(find_plugin_roots(environ)), None)
     pv = plugin_version(root) if root else None
@@ -140,8 +142,10 @@ def cafleet_info(environ=None, argv0: str | None = None) -> dict:
     if pv is not None and pv != __version__:
         warning = (f"this cafleet is {__version__} but the plugin at {root} is {pv}; its hooks run the "
                    "plugin's copy: update one of them (or remove the other cafleet from PATH)")
+    env = env_dir(environ) if root == here else None
     return {"path": running_cafleet(argv0), "version": __version__, "plugin_root": root,
-            "plugin_version": pv, "warning": warning}
+            "plugin_version": pv, "env": env, "env_ready": bool(env) and os.path.exists(os.path.join(env, MARKER)),
+            "warning": warning}
 
 
 # ------------------------------------------------------------------ requirements

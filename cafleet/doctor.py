@@ -14,7 +14,7 @@ from cafleet.errors import CafleetError
 
 
 def report(environ=None) -> dict:
-    """`{ok, problem, cafleet: {path, version, plugin_root, plugin_version, warning}
+    """`{ok, problem, cafleet: {path, version, plugin_root, plugin_version, env, env_ready, warning}
     (`bootstrap.cafleet_info`), tmux: {TMUX, TMUX_PANE, socket_path, session_name, window_id, pane_id},
     db: {path, schema_version, error}, backends: {name: {path, version}}}`."""
     from cafleet import backends, tmux
@@ -61,6 +61,7 @@ def format_report(r: dict) -> str:
     lines = [
         f"cafleet:      {c['path'] or sys.executable + ' -m cafleet'}  {c['version']}  (plugin: "
         + (f"{c['plugin_version']} at {c['plugin_root']})" if c["plugin_root"] else "not found)"),
+        *([f"cafleet env:  {c['env']}" + ("" if c["env_ready"] else "  (not built yet)")] if c["env"] else []),
         f"tmux session: {t['session_name'] or '-'}",
         f"tmux window:  {t['window_id'] or '-'}",
         f"tmux pane:    {t['pane_id'] or '-'}  (TMUX_PANE={t['TMUX_PANE'] or 'unset'})",

@@ -229,6 +229,7 @@ def test_doctor_names_the_cafleet_that_runs_and_warns_on_a_version_mismatch(plug
     r = run(plugin, env, "doctor")
     first = r.stdout.splitlines()[0]
     assert first == f"cafleet:      {plugin}/bin/cafleet  {__version__}  (plugin: {__version__} at {plugin})", r.stdout
+    assert r.stdout.splitlines()[1] == f"cafleet env:  {envs_dir(tmp_path) / KEY}", r.stdout
     assert "warning:" not in r.stdout
     # another cafleet (a console script of another version) first on PATH, the plugin's bin last
     other = tmp_path / "other"
@@ -244,7 +245,7 @@ def test_doctor_names_the_cafleet_that_runs_and_warns_on_a_version_mismatch(plug
     r = subprocess.run(["cafleet", "--json", "doctor"], env=env2, capture_output=True, text=True, timeout=60)
     c = json.loads(r.stdout)["cafleet"]
     assert c == {"path": str(script), "version": "9.9.9", "plugin_root": str(plugin), "plugin_version": __version__,
-                 "warning": c["warning"]}
+                 "env": None, "env_ready": False, "warning": c["warning"]}
     assert c["warning"].startswith(f"this cafleet is 9.9.9 but the plugin at {plugin} is {__version__}")
 
 

@@ -134,6 +134,12 @@ def test_plugin_alone_gives_director_and_members_one_cafleet(claude_bin, codex_b
             assert Path(root, ".claude-plugin", "plugin.json").read_bytes() == \
                 (plugin / ".claude-plugin" / "plugin.json").read_bytes()
             assert "setting up its Python environment" in doctor.text  # first use, in the Bash tool
+            # Claude Code 2.1.332 gives CLAUDE_PLUGIN_DATA to hooks, not to the Bash tool: the env
+            # goes to ${XDG_DATA_HOME:-~/.local/share}/cafleet/envs of the (temp) HOME
+            env_line = re.search(r"cafleet env:\s+(\S+)", doctor.text).group(1)
+            print(f"\nthe Director's private env: {env_line}")
+            assert env_line.startswith(os.path.join(e2e_env["HOME"], ".local", "share", "cafleet", "envs") + "/")
+            assert Path(env_line, "cafleet-env.json").is_file()
             assert "tmux pane" in doctor.text and "warning:" not in doctor.text, doctor.text
             assert not director.last("fleet")[0] is None
             loop_id, cron = director.last("loop")
