@@ -8,8 +8,8 @@ runs the argv in a new tmux pane (never through a shell: every value is one argv
 Checked against the real binaries from the npm registry (their `--help` and, offline, the
 TUIs themselves in a private tmux server; see docs/reference/coding-agents/*.md):
 
-- `claude`   2.1.330 (Claude Code)   — package @anthropic-ai/claude-code
-- `codex`    codex-cli 0.169.0       — package @openai/codex
+- `claude`   2.1.330, re-checked 2.1.332 (Claude Code) — package @anthropic-ai/claude-code
+- `codex`    codex-cli 0.169.0, re-checked 0.171.0 — package @openai/codex
 - `opencode` 1.18.33                 — package opencode-ai
 
 Shapes (for `MemberIdentity(fleet_id=F, agent_id=M, director_id=D, name=N, db_path=P)`):
@@ -151,7 +151,7 @@ class Backend:
 
 
 class ClaudeBackend(Backend):
-    """Claude Code. From `claude --help` (2.1.330):
+    """Claude Code. From `claude --help` (2.1.330; the same in 2.1.332):
 
     - `claude [options] [command] [prompt]` — "starts an interactive session by default".
     - `-n, --name <name>`: "Set a display name for this session (shown in the prompt box,
@@ -193,7 +193,7 @@ class ClaudeBackend(Backend):
 
 
 class CodexBackend(Backend):
-    """OpenAI Codex CLI. From `codex --help` (codex-cli 0.169.0):
+    """OpenAI Codex CLI. From `codex --help` (codex-cli 0.169.0; the same in 0.171.0):
 
     - `codex [OPTIONS] [PROMPT]` — "If no subcommand is specified, options will be forwarded
       to the interactive CLI"; `[PROMPT]` "Optional user prompt to start the session".

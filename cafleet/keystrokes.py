@@ -5,7 +5,7 @@ Everything cafleet types into a member's pane goes through here first:
 * `preview_lines` builds the 2-line inline preview that `message send` / `message broadcast`
   push into the recipient's pane. The caller sends ``line1 + "\\n" + line2`` with ONE
   ``send-keys -l`` and then a separate Enter (`cafleet.tmux.type_line`); a Claude Code TUI
-  receives that as one two-line user message (observed with Claude Code 2.1.330, tmux 3.3a,
+  receives that as one two-line user message (observed with Claude Code 2.1.330 and 2.1.332, tmux 3.3a,
   see shared/REAL-CLIENT.md). Both lines are made inert: no control character (so no escape
   sequence, no C-c, no CR that would submit early), no bidi override, no line break.
 * `validate_freetext` / `validate_exec_command` refuse text that `member send-input
@@ -217,21 +217,21 @@ DIALOG_SCAN_ROWS = 15
 """How many non-blank rows at the bottom of the visible screen `open_dialog` looks at."""
 
 _DIALOG_MARKERS = (
-    # Claude Code 2.1.330 (seen in tests/e2e): a permission prompt ("Do you want to
+    # Claude Code 2.1.330 and 2.1.332 (seen in tests/e2e): a permission prompt ("Do you want to
     # proceed?" … "Esc to cancel") and an AskUserQuestion frame ("4. Type something." …).
     "Do you want to proceed?",
     "Type something.",
     "Esc to cancel",
     "Enter to select",
-    # codex 0.169.0 (tests/screens/): its sign-in screen ("Press enter to continue").
+    # codex 0.169.0 and 0.171.0 (tests/screens/): its sign-in screen ("Press enter to continue").
     "Press enter to continue",
 )
 _KEY_HINT = re.compile(r"\benter\b.*\besc\b|\besc\b.*\benter\b", re.IGNORECASE)
 """A footer naming both keys of a choice list: Claude Code's "Enter to select · … · Esc to
-cancel", codex 0.169.0's trust-folder "enter continue · esc back"."""
+cancel", codex 0.169.0/0.171.0's trust-folder "enter continue · esc back"."""
 _OPTION_CURSOR = re.compile(r"^\s*[❯›▶>]\s*\d+\.\s")
 """A selection cursor on a numbered option: `❯ 1. Yes` (Claude Code), `› 1. Trust and
-continue` and `> 1. Sign in with ChatGPT` (codex 0.169.0): a choice list has focus."""
+continue` and `> 1. Sign in with ChatGPT` (codex 0.169.0, 0.171.0): a choice list has focus."""
 
 
 def open_dialog(screen: str) -> str | None:
@@ -248,7 +248,7 @@ def open_dialog(screen: str) -> str | None:
     (`❯ 1. Yes`) and, on another row, a dialog marker (`Esc to cancel`, `Do you want to
     proceed?`, `Type something.`, `Enter to select`, `Press enter to continue`) or a key
     footer naming both Enter and Esc. Returns the marker found (for a footer: its text, at
-    most 80 characters). Tuned to Claude Code 2.1.330 and codex 0.169.0's start screens; the
+    most 80 characters). Tuned to Claude Code 2.1.330/2.1.332 and codex 0.169.0/0.171.0's start screens; the
     stand-in agent draws its choice frame the same way. opencode's dialogs are not known.
     """
     rows = [r for r in screen.splitlines() if r.strip()][-DIALOG_SCAN_ROWS:]

@@ -48,7 +48,7 @@ from cafleet.keystrokes import escape_trailing_semicolon
 #: Seconds between the literal text and its Enter in `type_line`. TUIs coalesce a burst of
 #: input into a "paste" and may treat an Enter that arrives inside it as a newline, not as
 #: submit: codex keeps a 120 ms paste-burst window, Claude Code commits a bracketed paste
-#: after 100 ms of quiet. Observed with Claude Code 2.1.330 + tmux 3.3a: a separate
+#: after 100 ms of quiet. Observed with Claude Code 2.1.330 and 2.1.332 + tmux 3.3a: a separate
 #: send-keys Enter submitted the 2-line push as one message at every delay tried (0 to
 #: 0.3 s), so the delay is for codex-like TUIs and a loaded machine (tmux writes to the pane
 #: asynchronously). 0.3 s clears 120 ms with margin and keeps a broadcast quick.

@@ -1,5 +1,5 @@
 """Coding-agent backends: argv and env shapes, the opencode agent's permission posture, and
-checks against the real binaries (claude 2.1.330, codex-cli 0.169.0, opencode 1.18.33).
+checks against the real binaries (claude 2.1.330 and 2.1.332, codex-cli 0.169.0 and 0.171.0, opencode 1.18.33).
 
 Real-binary tests find the CLIs in ``$CAFLEET_E2E_TOOLS`` or the repo's
 the e2e tools dir (tests/e2e_tools.py; else PATH) and are skipped, with the reason, when absent.

@@ -291,7 +291,7 @@ def test_codex_start_screens_are_dialogs(name, marker):
 
 
 def test_claude_code_permission_prompt_is_a_dialog():
-    """The shape tests/e2e/test_scenario_dialogs.py meets in the real Claude Code 2.1.330."""
+    """The shape tests/e2e/test_scenario_dialogs.py meets in the real Claude Code 2.1.330 and 2.1.332."""
     screen = ("Bash command\n\n  npm test\n  Run the tests\n\nDo you want to proceed?\n"
               "❯ 1. Yes\n  2. Yes, and don't ask again for: npm test:*\n  3. No, and tell Claude what to do"
               " differently (esc)\n\nEsc to cancel · Tab to amend\n")

@@ -1,6 +1,6 @@
 """Fact: a plugin installs offline from a local directory marketplace, and its hooks run.
 
-Observed with Claude Code 2.1.330 (all with the temp HOME of claude_env, no network):
+Observed with Claude Code 2.1.330 and 2.1.332 (all with the temp HOME of claude_env, no network):
 
     claude plugin marketplace add <dir>              -> "Successfully added marketplace: <mkt>"
     claude plugin install <plugin>@<mkt>             -> "Successfully installed plugin: …"

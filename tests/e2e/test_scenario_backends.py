@@ -9,7 +9,7 @@ of the pane's process; codex's npm entry is a node script, so the pane runs
 --force`` removes the pane and every process in it.
 
 Offline, neither can reach a model. What they draw is captured and printed (``-s``):
-codex 0.169.0 stops at its sign-in screen ("Welcome to Codex … Sign in with ChatGPT"),
+codex 0.169.0 and 0.171.0 stop at their sign-in screen ("Welcome to Codex … Sign in with ChatGPT"),
 opencode 1.18.33 tries to install packages with npm first (~10 s) and then draws its TUI
 ("Cafleet · <model>": the agent given by ``--agent=cafleet``), retrying its API. Both only
 have to stay up.
