@@ -69,7 +69,9 @@ def latency(runs: int, plugin: Path, wheels: Path, tmp: Path) -> list[dict]:
     poll = ["--fleet-id", fleet, "message", "poll", "--agent-id", director]
     cases = [
         ("python3 -I -S -c pass (floor)", lambda i: [python_bin(), "-I", "-S", "-c", "pass"]),
+        ('python3 -I -S -c "import sqlite3"', lambda i: [python_bin(), "-I", "-S", "-c", "import sqlite3"]),
         ("bin/cafleet message poll", lambda i: launcher + poll),
+        ("  same, python3 -I -S bin/cafleet (no sh)", lambda i: [python_bin(), "-I", "-S"] + launcher + poll),
         ("console script message poll", lambda i: cf + poll),
         ("bin/cafleet message ack", lambda i: launcher + ["--fleet-id", fleet, "message", "ack", "--agent-id",
                                                           member, "--task-id", tasks[i]]),
