@@ -195,7 +195,19 @@ def test_codex_argv(ident):
     assert argv[1:-2] == [
         "--no-daemon", "--no-alt-screen", "--sandbox=workspace-write",
         "--ask-for-approval=on-request", f"--add-dir={Path(ident.db_path).parent}",
+        f"--config=shell_environment_policy.set.PATH={json.dumps(os.environ['PATH'])}",
     ]
+
+
+def test_codex_path_setting_is_toml(monkeypatch):
+    import tomllib
+
+    for path in ('/a b/"q"\\x:/usr/bin', "/ü/\x7f/\t:/bin"):
+        monkeypatch.setenv("PATH", path)
+        setting = flag_value(argv_of("codex", b.MemberIdentity(F, M, D, "n", "/db/c.db")), "--config")
+        key, _, value = setting.partition("=")
+        assert key == "shell_environment_policy.set.PATH"
+        assert tomllib.loads(f"v = {value}")["v"] == path
 
 
 def test_codex_add_dir_is_the_absolute_db_directory(tmp_path, monkeypatch):

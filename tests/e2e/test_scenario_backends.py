@@ -18,6 +18,8 @@ have to stay up.
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 import time
 
 import pytest
@@ -54,6 +56,9 @@ def test_codex_and_opencode_members_start_with_the_backend_argv(backend_bins, e2
     from cafleet import backends, members
 
     monkeypatch.setenv("PATH", e2e_env["PATH"])  # argv[0] is the binary found on this PATH
+    # the member's PATH (codex's shell_environment_policy.set.PATH) starts with the directory of
+    # the `cafleet` that spawns it: compute the expected argv as that process does
+    monkeypatch.setattr(sys, "argv", [shutil.which("cafleet", path=e2e_env["PATH"])])
 
     phases = Phases(lambda: diagnostics(e2e_tmux))
     sock = e2e_tmux.socket_path

@@ -8,10 +8,11 @@ environment).
 
 The Director (manual permission mode, the test approves its prompts) runs `cafleet doctor`,
 `fleet create`, writes its rules, starts its loop, creates a claude member and a codex member.
-The claude member's own Bash call `which -a cafleet` must name the plugin's `bin/cafleet` first;
-codex cannot take a model turn offline (it stops at its sign-in screen), so for it the
-`cafleet` its process environment's PATH finds is checked. A message round trip completes
-(ready -> dispatch -> result -> ack).
+The claude member's own Bash call `which -a cafleet` must name the plugin's `bin/cafleet` first.
+codex takes no model turn offline; signed in with a dummy API key it starts at its prompt, and
+the Director's `member exec` runs `! which -a cafleet` there: codex's own shell (0.171.0: a
+login-shell PATH unless `shell_environment_policy.set.PATH` is given, which cafleet does) must
+find the same file. A message round trip completes (ready -> dispatch -> result -> ack).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -80,11 +82,20 @@ def codex_bin():
 
 
 class Director(DirectorBrain):
+    codex_id: str | None = None
+
     def step_codex(self, req, arg):
         r = yield bash(f'{self.base()} member create --name coder --description "Codex worker" '
                        f'--coding-agent codex -- "Wait for tasks from the Director."')
         self.note("codex-create", r)
+        if not r.is_error:
+            self.codex_id = r.text.strip().splitlines()[0].strip()
         return "CODEX-DONE"
+
+    def step_codex_which(self, req, arg):
+        r = yield bash(f'{self.base()} member exec --member-id {self.codex_id} "which -a cafleet"')
+        self.note("codex-exec", r)
+        return "CODEX-WHICH-DONE"
 
 
 class Member(MemberBrain):
@@ -104,6 +115,16 @@ def idle(pane) -> bool:
 def test_plugin_alone_gives_director_and_members_one_cafleet(claude_bin, codex_bin, e2e_env, project_dir,
                                                              tmp_path, start_claude, fake_api, e2e_tmux):
     plugin = install_plugin(claude_bin, e2e_env, project_dir, tmp_path)
+    # a codex signed in with a (dummy) API key starts at its prompt, not at the sign-in screen;
+    # it never reaches a model here: `!` shell commands run locally
+    login = subprocess.run([codex_bin, "login", "--with-api-key"], input="sk-dummy-e2e\n", env=e2e_env,
+                           cwd=project_dir, capture_output=True, text=True, timeout=60)
+    assert login.returncode == 0, login.stderr
+    # its first prompt then fails at once (a closed port, no retries) and the `!` command runs
+    (Path(e2e_env["HOME"]) / ".codex" / "config.toml").write_text(
+        'model_provider = "fake"\nmodel = "fake-model"\n'
+        '[model_providers.fake]\nname = "fake"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        'wire_api = "responses"\nrequest_max_retries = 0\nstream_max_retries = 0\n')
     director = Director()
     script = FleetScript(director, Member)
     fake_api.script = script
@@ -169,14 +190,23 @@ def test_plugin_alone_gives_director_and_members_one_cafleet(claude_bin, codex_b
             finally:
                 br.close()
 
-        with ph("codex member: its pane's PATH finds the same cafleet"):
+        with ph("codex member: its own `! which -a cafleet` finds the same cafleet"):
             step("E2E-STEP:codex")
             r = director.wait_note("codex-create", timeout=120, on_fail=diag)
             assert not r.is_error, r.text
             cpane = re.search(r"pane (%\d+)", r.text).group(1)
             env = environ_of(pane_pid(e2e_tmux, cpane))
-            assert shutil.which("cafleet", path=env["PATH"]) == launcher, env["PATH"]
             assert env["PATH"].split(os.pathsep)[0] == os.path.dirname(launcher)
+            wait_until(lambda: "Ask Codex to do anything" in e2e_tmux.capture(cpane), timeout=60,
+                       what="codex's prompt", on_fail=diag)
+            step("E2E-STEP:codex-which")
+            ex = director.wait_note("codex-exec", timeout=60, on_fail=diag)
+            assert not ex.is_error, ex.text
+            ran = wait_until(lambda: (lambda c: c if "You ran which -a cafleet" in c else None)(
+                e2e_tmux.capture(cpane)), timeout=90, what="codex to run the command", on_fail=diag)
+            out = ran.split("You ran which -a cafleet", 1)[1].splitlines()[1].strip().lstrip("└").strip()
+            print(f"the codex member's `! which -a cafleet`: {out}")
+            assert out == launcher, ran[-1500:]
             # and the claude member's process got the same first PATH entry
             assert environ_of(pane_pid(e2e_tmux, mpane))["PATH"].split(os.pathsep)[0] == os.path.dirname(launcher)
             assert not approver.unexpected, [p.text for p in approver.unexpected]
