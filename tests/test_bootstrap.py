@@ -327,3 +327,11 @@ def test_is_uuid4_without_re_matches_the_regex():
     check()
     assert all(is_uuid4(new_id()) for _ in range(100))
     assert not is_uuid4(None) and not is_uuid4(b"0" * 36)
+
+
+def test_no_python3_on_path_is_a_clear_error(plugin, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = subprocess.run(["/bin/sh", str(plugin / "bin" / "cafleet"), "--version"], env={"PATH": str(empty)},
+                       capture_output=True, text=True, timeout=30)
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", "Error: cafleet needs python3 (3.11+) on PATH\n")
