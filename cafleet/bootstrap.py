@@ -226,32 +226,40 @@ def ensure_env(extras: tuple[str, ...] = (), *, environ=None, root: str | None =
         return _use(env)
     import fcntl
 
+    from cafleet.errors import CafleetError
+
     envs = os.path.dirname(env)
-    os.makedirs(envs, mode=0o700, exist_ok=True)
-    with open(os.path.join(envs, ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        marker = _read_marker(env)
-        if _satisfied(marker, extras, root):
-            return _use(env)  # another first run built it while we waited
-        every = tuple(sorted(set(extras) | set((marker or {}).get("extras", []))))
-        try:
-            reqs = requirements(every, root)
-        except Exception:  # noqa: BLE001 - an extra the env had no longer exists
-            every = tuple(sorted(set(extras)))
-            reqs = requirements(every, root)
-        _build(env, reqs, progress if progress is not None else sys.stderr, environ)
-        _write_marker(env, reqs, every)
-        _remove_others(envs, os.path.basename(env))
+    try:
+        os.makedirs(envs, mode=0o700, exist_ok=True)
+        with open(os.path.join(envs, ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            marker = _read_marker(env)
+            if _satisfied(marker, extras, root):
+                return _use(env)  # another first run built it while we waited
+            every = tuple(sorted(set(extras) | set((marker or {}).get("extras", []))))
+            try:
+                reqs = requirements(every, root)
+            except CafleetError:  # an extra the env had no longer exists
+                every = tuple(sorted(set(extras)))
+                reqs = requirements(every, root)
+            _build(env, reqs, progress if progress is not None else sys.stderr, environ)
+            _write_marker(env, reqs, every)
+            _remove_others(envs, os.path.basename(env))
+    except OSError as e:  # an unwritable data dir, a full disk
+        raise CafleetError(f"could not set up cafleet's environment in {env}: {e.strerror or e} "
+                           f"({e.filename or envs})") from None
     return _use(env)
 
 
 def _satisfied(marker: dict | None, extras: tuple[str, ...], root: str | None) -> bool:
     """The env's marker says it holds cafleet's current requirements and `extras`."""
+    from cafleet.errors import CafleetError
+
     if not marker or not set(extras) <= set(marker.get("extras", [])):
         return False
     try:
         return marker.get("requirements") == requirements(tuple(sorted(marker.get("extras", []))), root)
-    except Exception:  # noqa: BLE001 - an extra that no longer exists: rebuild
+    except CafleetError:  # an extra that no longer exists: rebuild
         return False
 
 

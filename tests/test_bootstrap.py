@@ -335,3 +335,11 @@ def test_no_python3_on_path_is_a_clear_error(plugin, tmp_path):
     r = subprocess.run(["/bin/sh", str(plugin / "bin" / "cafleet"), "--version"], env={"PATH": str(empty)},
                        capture_output=True, text=True, timeout=30)
     assert (r.returncode, r.stdout, r.stderr) == (1, "", "Error: cafleet needs python3 (3.11+) on PATH\n")
+
+
+def test_an_unwritable_data_dir_is_a_clear_error(plugin, tmp_path):
+    env = base_env(tmp_path, None)
+    (tmp_path / "data").write_text("a file where the data dir should be")  # even root cannot mkdir here
+    r = run(plugin, env, "--version")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.startswith(f"Error: could not set up cafleet's environment in {envs_dir(tmp_path) / KEY}: "), r.stderr
