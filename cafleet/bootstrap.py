@@ -35,7 +35,8 @@ import sys
 
 from cafleet import __version__
 
-#: The file that marks a complete env: `{"version", "python", "requirements", "extras"}`.
+#: The file that marks a complete env: `{"version", "python", "requirements", "extras",
+#: "pyproject"}` (the last: `[size, mtime_ns]` of the pyproject.toml it was built from).
 MARKER = "cafleet-env.json"
 
 #: Seconds a pip/uv step may take before it counts as failed.
@@ -213,7 +214,7 @@ def ensure_env(extras: tuple[str, ...] = (), *, environ=None, root: str | None =
     """Make sure the private env exists with cafleet's requirements (plus `extras`), put its
     site-packages on `sys.path`, and return that path.
 
-    Cheap when the env is ready (one marker read, one pyproject read). Otherwise takes the
+    Cheap when the env is ready (one marker read, one stat of pyproject.toml). Otherwise takes the
     lock `<data_dir>/envs/.lock` (other first runs wait for it), prints one progress line to
     `progress` (default stderr), creates the venv (`uv venv`, else `python -m venv`), installs
     the requirements (of every extra the env already had, too), writes the marker, and
@@ -243,12 +244,22 @@ def ensure_env(extras: tuple[str, ...] = (), *, environ=None, root: str | None =
                 every = tuple(sorted(set(extras)))
                 reqs = requirements(every, root)
             _build(env, reqs, progress if progress is not None else sys.stderr, environ)
-            _write_marker(env, reqs, every)
+            _write_marker(env, reqs, every, _pyproject_stamp(root))
             _remove_others(envs, os.path.basename(env))
     except OSError as e:  # an unwritable data dir, a full disk
         raise CafleetError(f"could not set up cafleet's environment in {env}: {e.strerror or e} "
                            f"({e.filename or envs})") from None
     return _use(env)
+
+
+def _pyproject_stamp(root: str | None) -> list[int] | None:
+    """`[size, mtime_ns]` of the plugin's pyproject.toml (None without one): an unchanged
+    file needs no TOML parse on every slow-path call."""
+    try:
+        st = os.stat(os.path.join(root or plugin_root(), "pyproject.toml"))
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
 
 
 def _satisfied(marker: dict | None, extras: tuple[str, ...], root: str | None) -> bool:
@@ -257,19 +268,22 @@ def _satisfied(marker: dict | None, extras: tuple[str, ...], root: str | None) -
 
     if not marker or not set(extras) <= set(marker.get("extras", [])):
         return False
+    stamp = _pyproject_stamp(root)
+    if stamp is not None and marker.get("pyproject") == stamp:
+        return True
     try:
         return marker.get("requirements") == requirements(tuple(sorted(marker.get("extras", []))), root)
     except CafleetError:  # an extra that no longer exists: rebuild
         return False
 
 
-def _write_marker(env: str, reqs: list[str], extras: tuple[str, ...]) -> None:
+def _write_marker(env: str, reqs: list[str], extras: tuple[str, ...], stamp: list[int] | None) -> None:
     import json
 
     tmp = os.path.join(env, MARKER + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump({"version": __version__, "python": sys.version.split()[0], "requirements": reqs,
-                   "extras": list(extras)}, f)
+                   "extras": list(extras), "pyproject": stamp}, f)
     os.replace(tmp, os.path.join(env, MARKER))
 
 
@@ -283,7 +297,7 @@ def _commands(env: str, reqs: list[str], environ=None) -> list[list[str]]:
     if uv:
         if not os.path.exists(py):
             steps.append([uv, "venv", "--quiet", "--python", sys.executable, env])
-        steps.append([uv, "pip", "install", "--quiet", "--python", py, *reqs])
+        steps.append([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", py, *reqs])
     else:
         if not os.path.exists(py):
             steps.append([sys.executable, "-m", "venv", env])

@@ -179,10 +179,21 @@ def test_an_extra_is_installed_into_the_same_env_on_first_use(wheels, tmp_path, 
     assert site2 == site and (Path(site) / "iniconfig").exists()
     marker = json.loads((Path(bootstrap.env_dir(environ)) / bootstrap.MARKER).read_text())
     assert marker["extras"] == ["ini"] and marker["requirements"] == ["click>=8.1", "iniconfig"]
-    n = len(out)
+    def builds():
+        return "".join(out).count("cafleet: setting up its Python environment")
+
+    assert builds() == 2
     bootstrap.ensure_env(extras=("ini",), environ=environ, root=str(root), progress=Progress())
     bootstrap.ensure_env(environ=environ, root=str(root), progress=Progress())  # keeps the extra
-    assert len(out) == n
+    assert builds() == 2
+    # the same version with other requirements (a checkout whose pyproject changed): reinstalled
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "cafleet"\ndependencies = ["click>=8.0"]\n'
+        '[project.optional-dependencies]\nini = ["iniconfig"]\n')
+    bootstrap.ensure_env(environ=environ, root=str(root), progress=Progress())
+    assert builds() == 3
+    marker = json.loads((Path(bootstrap.env_dir(environ)) / bootstrap.MARKER).read_text())
+    assert marker["requirements"] == ["click>=8.0", "iniconfig"] and marker["extras"] == ["ini"]
     with pytest.raises(Exception, match="no optional part 'nope'"):
         bootstrap.ensure_env(extras=("nope",), environ=environ, root=str(root))
 
