@@ -223,7 +223,7 @@ def ensure_env(extras: tuple[str, ...] = (), *, environ=None, root: str | None =
     a partial env is completed by the next run.
     """
     env = env_dir(environ)
-    if _satisfied(_read_marker(env), extras, root):
+    if _satisfied(_read_marker(env), extras, root, env):
         return _use(env)
     import fcntl
 
@@ -262,7 +262,7 @@ def _pyproject_stamp(root: str | None) -> list[int] | None:
     return [st.st_size, st.st_mtime_ns]
 
 
-def _satisfied(marker: dict | None, extras: tuple[str, ...], root: str | None) -> bool:
+def _satisfied(marker: dict | None, extras: tuple[str, ...], root: str | None, env: str | None = None) -> bool:
     """The env's marker says it holds cafleet's current requirements and `extras`."""
     from cafleet.errors import CafleetError
 
@@ -271,16 +271,23 @@ def _satisfied(marker: dict | None, extras: tuple[str, ...], root: str | None) -
     stamp = _pyproject_stamp(root)
     if stamp is not None and marker.get("pyproject") == stamp:
         return True
+    have = tuple(sorted(marker.get("extras", [])))
     try:
-        return marker.get("requirements") == requirements(tuple(sorted(marker.get("extras", []))), root)
+        same = marker.get("requirements") == requirements(have, root)
     except CafleetError:  # an extra that no longer exists: rebuild
         return False
+    if same and stamp is not None and env is not None:
+        try:  # the same requirements in a touched file: remember its new stamp
+            _write_marker(env, marker["requirements"], have, stamp)
+        except OSError:
+            pass
+    return same
 
 
 def _write_marker(env: str, reqs: list[str], extras: tuple[str, ...], stamp: list[int] | None) -> None:
     import json
 
-    tmp = os.path.join(env, MARKER + ".tmp")
+    tmp = os.path.join(env, f"{MARKER}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump({"version": __version__, "python": sys.version.split()[0], "requirements": reqs,
                    "extras": list(extras), "pyproject": stamp}, f)
