@@ -1,7 +1,7 @@
 """Run every cafleet bench and print ONE table.
 
 Run: `python bench/run_all.py [--quick]`. Imports each bench script's `measure()` and calls it
-in turn (cli_latency, hook_latency, push_latency if present, throughput, memory); a bench
+in turn (cli_latency, hook_latency, push_latency if present, throughput, memory, install); a bench
 that fails is shown as a FAILED row and the others still run. At the top: date, CPUs
 (`nproc`), total memory, Python, SQLite and tmux versions. All medians and ratios come from
 this one run. Default settings finish in under ~3 minutes on a 2-core machine.
@@ -26,8 +26,9 @@ sys.path.insert(0, os.path.dirname(HERE))
 from _common import compile_package, median  # noqa: E402
 
 # runs per bench: (default, --quick)
-RUNS = {"cli_latency": (25, 7), "hook_latency": (30, 7), "push_latency": (12, 3), "memory": (5, 2),
-        "throughput_cycles": (3000, 1000), "throughput_per_proc": (500, 200), "wake_latency": (15, 5)}
+RUNS = {"cli_latency": (25, 7), "hook_latency": (30, 7), "push_latency": (12, 3), "memory": (5, 2), "install": (25, 7),
+        "install_setup": (3, 1), "throughput_cycles": (3000, 1000), "throughput_per_proc": (500, 200),
+        "wake_latency": (15, 5)}
 
 
 def _first_line(argv) -> str:
@@ -143,6 +144,17 @@ def bench_memory(runs: int) -> list[list[str]]:
              f"{r['delta_mib']:+.1f} MiB, {r['ratio']:.2f}x {r['floor']}"] for r in results]
 
 
+def bench_install(runs: int, setup_runs: int) -> list[list[str]]:
+    mod = _load("install")
+    r = mod.measure(runs, setup_runs)
+    rows = [["plugin bin/cafleet", x["command"], _fmt_ms(x["median_ms"]), f"{x['ratio']:.2f}x -I -S floor"]
+            for x in r["latency"]]
+    rows += [["plugin bin/cafleet", x["what"], f"{x['median_s']:.2f} s", f"n={x['n']}"] for x in r["first_use"]]
+    rows += [["plugin bin/cafleet", x["what"], f"{x['mb']:.2f} MB", "goal <= 2 MB" if "installed" in x["what"] else ""]
+             for x in r["sizes"]]
+    return rows
+
+
 def table(rows: list[list[str]], headers: list[str], right=(2,)) -> str:
     """Like `_common.table`, but text columns left-aligned and only `right` ones right-aligned."""
     cells = [[str(c) for c in r] for r in rows]
@@ -171,6 +183,8 @@ def main() -> None:
          f"{runs['throughput_cycles']} cycles, {runs['throughput_per_proc']} sends/process"),
         ("peak memory", lambda: bench_memory(runs["memory"]), f"{runs['memory']} runs"),
         ("wake-up (mcp)", lambda: bench_wake(runs["wake_latency"]), f"{runs['wake_latency']} runs"),
+        ("plugin bin/cafleet", lambda: bench_install(runs["install"], runs["install_setup"]),
+         f"{runs['install']} runs, {runs['install_setup']} setups"),
     ]
     rows, timings = [], []
     for section, fn, what in benches:

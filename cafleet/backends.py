@@ -8,15 +8,16 @@ runs the argv in a new tmux pane (never through a shell: every value is one argv
 Checked against the real binaries from the npm registry (their `--help` and, offline, the
 TUIs themselves in a private tmux server; see docs/reference/coding-agents/*.md):
 
-- `claude`   2.1.330 (Claude Code)   — package @anthropic-ai/claude-code
-- `codex`    codex-cli 0.169.0       — package @openai/codex
+- `claude`   2.1.330, re-checked 2.1.332 (Claude Code) — package @anthropic-ai/claude-code
+- `codex`    codex-cli 0.169.0, re-checked 0.171.0 — package @openai/codex
 - `opencode` 1.18.33                 — package opencode-ai
 
 Shapes (for `MemberIdentity(fleet_id=F, agent_id=M, director_id=D, name=N, db_path=P)`):
 
     claude   --name=N --settings={"permissions": {"allow": [...]}} [--model=X] -- PROMPT
     codex    --no-daemon --no-alt-screen --sandbox=workspace-write
-             --ask-for-approval=on-request --add-dir=dirname(P) [--model=X] -- PROMPT
+             --ask-for-approval=on-request --add-dir=dirname(P)
+             --config=shell_environment_policy.set.PATH="<member PATH>" [--model=X] -- PROMPT
     opencode --agent=cafleet [--model=PROVIDER/MODEL] --prompt=PROMPT
              (+ env OPENCODE_CONFIG_CONTENT = the `cafleet` agent definition)
 
@@ -151,7 +152,7 @@ class Backend:
 
 
 class ClaudeBackend(Backend):
-    """Claude Code. From `claude --help` (2.1.330):
+    """Claude Code. From `claude --help` (2.1.330; the same in 2.1.332):
 
     - `claude [options] [command] [prompt]` — "starts an interactive session by default".
     - `-n, --name <name>`: "Set a display name for this session (shown in the prompt box,
@@ -192,8 +193,20 @@ class ClaudeBackend(Backend):
 # ------------------------------------------------------------------------------------- codex
 
 
+def toml_string(value: str) -> str:
+    """`value` as a TOML basic string (JSON escapes are TOML's; DEL escaped too)."""
+    return json.dumps(value).replace("\x7f", "\\u007f")
+
+
+def member_path() -> str:
+    """The PATH a member's pane gets (`cafleet.bootstrap.member_path`)."""
+    from cafleet.bootstrap import member_path as path
+
+    return path()
+
+
 class CodexBackend(Backend):
-    """OpenAI Codex CLI. From `codex --help` (codex-cli 0.169.0):
+    """OpenAI Codex CLI. From `codex --help` (codex-cli 0.169.0; the same in 0.171.0):
 
     - `codex [OPTIONS] [PROMPT]` — "If no subcommand is specified, options will be forwarded
       to the interactive CLI"; `[PROMPT]` "Optional user prompt to start the session".
@@ -213,6 +226,13 @@ class CodexBackend(Backend):
     - `--no-alt-screen`: "Runs the TUI in inline mode, preserving terminal scrollback
       history", so `member capture --lines N` sees more than one screen.
     - `-m, --model <MODEL>`: "Model the agent should use".
+    - `-c, --config <key=value>`: "Use a dotted path (`foo.bar.baz`) to override nested
+      values. The `value` portion is parsed as TOML" → `shell_environment_policy.set.PATH`
+      = the member's PATH (`bootstrap.member_path`: the running `cafleet`'s directory
+      first). Seen with 0.171.0: codex runs shell commands (its own and `!` ones) with the
+      PATH of a login-shell snapshot (on Debian `/etc/profile` resets it) behind its own
+      `codex-path` dir, not the PATH it was started with, so a member would not find the
+      Director's `cafleet`; with this setting it is `<codex-path>:<member PATH>`.
 
     Not set: `sandbox_workspace_write.network_access`. The sandbox counts a tmux socket as
     network (`error connecting to /tmp/tmux-…/default (Operation not permitted)`), so the
@@ -236,6 +256,7 @@ class CodexBackend(Backend):
             "--sandbox=workspace-write",
             "--ask-for-approval=on-request",
             f"--add-dir={db_dir}",
+            f"--config=shell_environment_policy.set.PATH={toml_string(member_path())}",
         ]
         if model is not None:
             argv.append(f"--model={model}")

@@ -21,7 +21,6 @@ Rows come back as plain dicts so the CLI can print them or dump them as JSON.
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 import time
 
@@ -35,7 +34,7 @@ MAX_DESCRIPTION_CHARS = 2000
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 TASK_STATES = ("input_required", "completed", "canceled")
-_UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+_HEX = frozenset("0123456789abcdef")
 
 
 # ---------------------------------------------------------------- ids, times, paths
@@ -51,8 +50,13 @@ def new_id() -> str:
 
 
 def is_uuid4(value: str) -> bool:
-    """True for a canonical lowercase UUID4 string."""
-    return isinstance(value, str) and _UUID4.fullmatch(value) is not None
+    """True for a canonical lowercase UUID4 string: 8-4-4-4-12 lowercase hex digits, version
+    nibble 4, variant 8/9/a/b. Checked by hand: `re` would cost a per-tick command ~4 ms of
+    imports (re, enum) before any work."""
+    return (isinstance(value, str) and len(value) == 36
+            and value[8] == value[13] == value[18] == value[23] == "-"
+            and value[14] == "4" and value[19] in "89ab"
+            and _HEX.issuperset(value[:8] + value[9:13] + value[14:18] + value[19:23] + value[24:]))
 
 
 def check_id(value: str, flag: str) -> str:

@@ -8,12 +8,14 @@ command exits 1) when `$TMUX` or `$TMUX_PANE` is missing or the pane cannot be r
 from __future__ import annotations
 
 import os
+import sys
 
 from cafleet.errors import CafleetError
 
 
 def report(environ=None) -> dict:
-    """`{ok, problem, tmux: {TMUX, TMUX_PANE, socket_path, session_name, window_id, pane_id},
+    """`{ok, problem, cafleet: {path, version, plugin_root, plugin_version, env, env_ready, warning}
+    (`bootstrap.cafleet_info`), tmux: {TMUX, TMUX_PANE, socket_path, session_name, window_id, pane_id},
     db: {path, schema_version, error}, backends: {name: {path, version}}}`."""
     from cafleet import backends, tmux
     from cafleet.broker import Broker, db_path
@@ -47,13 +49,19 @@ def report(environ=None) -> dict:
     for name in backends.BACKENDS:
         path = backends.which(name)
         found[name] = {"path": path, "version": backends.version(name) if path else None}
-    return {"ok": problem is None, "problem": problem, "tmux": tmux_info, "db": db, "backends": found}
+    from cafleet.bootstrap import cafleet_info
+
+    return {"ok": problem is None, "problem": problem, "cafleet": cafleet_info(env), "tmux": tmux_info, "db": db,
+            "backends": found}
 
 
 def format_report(r: dict) -> str:
     """The text form of `report()`: one fact per line."""
-    t, db = r["tmux"], r["db"]
+    t, db, c = r["tmux"], r["db"], r["cafleet"]
     lines = [
+        f"cafleet:      {c['path'] or sys.executable + ' -m cafleet'}  {c['version']}  (plugin: "
+        + (f"{c['plugin_version']} at {c['plugin_root']})" if c["plugin_root"] else "not found)"),
+        *([f"cafleet env:  {c['env']}" + ("" if c["env_ready"] else "  (not built yet)")] if c["env"] else []),
         f"tmux session: {t['session_name'] or '-'}",
         f"tmux window:  {t['window_id'] or '-'}",
         f"tmux pane:    {t['pane_id'] or '-'}  (TMUX_PANE={t['TMUX_PANE'] or 'unset'})",
@@ -64,5 +72,7 @@ def format_report(r: dict) -> str:
     for name, b in r["backends"].items():
         lines.append(f"backend {name + ':':<9} " + (f"{b['path']}  {b['version'] or '(version unknown)'}"
                                                     if b["path"] else "not on PATH"))
+    if c["warning"]:
+        lines.append(f"warning: {c['warning']}")
     lines.append("ok" if r["ok"] else f"problem: {r['problem']}")
     return "\n".join(lines)

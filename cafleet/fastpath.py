@@ -73,6 +73,13 @@ def _parse(argv: list[str]) -> tuple[str, str, bool, dict[str, list[str]]] | Non
     return command, fleet_id, as_json, opts
 
 
+def hot_command(argv: list[str]) -> str | None:
+    """`"poll"`, `"ack"` or `"send"` when `run(argv)` would run it, else None. Only
+    `send` may touch tmux (its preview push), which needs libtmux."""
+    parsed = _parse(argv)
+    return parsed[0] if parsed else None
+
+
 def run(argv: list[str]) -> int | None:
     """Run `argv` (without the program name) if it is a canonical hot command; return its
     exit code, or None to let the click CLI handle it. Expected faults print as the click

@@ -27,7 +27,7 @@ Contract (docs/ARCHITECTURE.md, CONTRACT.md "Hooks"):
 - Output (same reference, "JSON output" / "Decision control"), always exit 0:
   - PreToolUse deny: `{"hookSpecificOutput": {"hookEventName": "PreToolUse",
     "permissionDecision": "deny", "permissionDecisionReason": <reason>}}`. Claude Code
-    2.1.330 gives the reason to the model as an error `tool_result`
+    2.1.330 and 2.1.332 give the reason to the model as an error `tool_result`
     (`PreToolUse:Bash hook error: <reason>`, REAL-CLIENT.md "Hooks").
   - SessionStart: `{"hookSpecificOutput": {"hookEventName": "SessionStart",
     "additionalContext": <text>}}`; the model sees `SessionStart hook additional context: <text>`.
@@ -35,7 +35,7 @@ Contract (docs/ARCHITECTURE.md, CONTRACT.md "Hooks"):
     next instruction; when `stop_hook_active` is true (a Stop hook already continued this
     turn) we never block, so no loop is possible.
   - PostToolUse: no output; it only records state.
-- CronCreate / CronDelete / CronList shapes (checked against Claude Code 2.1.330's
+- CronCreate / CronDelete / CronList shapes (checked against Claude Code 2.1.330's and 2.1.332's
   `sdk-tools.d.ts` and REAL-CLIENT.md): CronCreate `tool_input` `{cron, prompt, recurring?,
   durable?}`, `tool_response` `{id, humanSchedule, recurring, durable?, nextFireAt?,
   maxAgeMs?}`; CronDelete `tool_input` `{id}`, `tool_response` `{id}`; CronList

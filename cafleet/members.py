@@ -240,8 +240,11 @@ def create(
             text += "\n\nYour task from the Director:\n" + prompt
         argv = backend.spawn_argv(prompt=text, model=model, name=name, identity=identity)
         # A new pane's environment is the tmux server's plus what we pass: give the member
-        # the caller's PATH so it finds the same `cafleet` (and backend) the Director uses.
-        env = {"PATH": os.environ.get("PATH", os.defpath), **backend.spawn_env(identity)}
+        # the caller's PATH with the running `cafleet`'s directory first, so it runs the same
+        # `cafleet` (and finds the same backends) as the Director.
+        from cafleet.bootstrap import member_path
+
+        env = {"PATH": member_path(), **backend.spawn_env(identity)}
         director_pane = tmux.PaneRef(socket_path=dp["tmux_socket"], session_name=dp["session_name"],
                                      window_id=dp["window_id"], pane_id=dp["pane_id"])
         pane = tmux.split_window(director_pane, argv, env, cwd or os.getcwd(), keep_on_exit=True)

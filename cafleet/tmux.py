@@ -48,7 +48,7 @@ from cafleet.keystrokes import escape_trailing_semicolon
 #: Seconds between the literal text and its Enter in `type_line`. TUIs coalesce a burst of
 #: input into a "paste" and may treat an Enter that arrives inside it as a newline, not as
 #: submit: codex keeps a 120 ms paste-burst window, Claude Code commits a bracketed paste
-#: after 100 ms of quiet. Observed with Claude Code 2.1.330 + tmux 3.3a: a separate
+#: after 100 ms of quiet. Observed with Claude Code 2.1.330 and 2.1.332 + tmux 3.3a: a separate
 #: send-keys Enter submitted the 2-line push as one message at every delay tried (0 to
 #: 0.3 s), so the delay is for codex-like TUIs and a loaded machine (tmux writes to the pane
 #: asynchronously). 0.3 s clears 120 ms with margin and keeps a broadcast quick.
@@ -341,19 +341,24 @@ def list_panes(socket_path: str, window_id: str) -> list[str]:
 # --------------------------------------------------------------------------- panes
 
 
-def _split(director: PaneRef, horizontal: bool, tail: list[str]) -> list[str]:
-    return _run(
-        director.socket_path,
-        "split-window",
-        "-h" if horizontal else "-v",
-        "-d",
-        "-P",
-        "-F",
-        "#{pane_id}\t#{window_id}\t#{session_name}",
-        "-t",
-        director.pane_id,
-        *tail,
-    )
+def _split(director: PaneRef, horizontal: bool, tail: list[str], path: str | None = None) -> list[str]:
+    """Run split-window. tmux 3.3a (checked: `-e PATH=X` loses to the client's PATH) gives a
+    new pane the PATH of the unattached tmux client that asked for it, so with `path` the
+    client runs with PATH=`path` (os.environ is swapped for the call: libtmux runs tmux with
+    this process's environment)."""
+    argv = ("split-window", "-h" if horizontal else "-v", "-d", "-P", "-F",
+            "#{pane_id}\t#{window_id}\t#{session_name}", "-t", director.pane_id, *tail)
+    if path is None:
+        return _run(director.socket_path, *argv)
+    saved = os.environ.get("PATH")
+    os.environ["PATH"] = path
+    try:
+        return _run(director.socket_path, *argv)
+    finally:
+        if saved is None:
+            del os.environ["PATH"]
+        else:
+            os.environ["PATH"] = saved
 
 
 def split_window(
@@ -379,7 +384,9 @@ def split_window(
     global environment for that process), then ``--`` and `argv` as separate arguments, so
     tmux ``execvp``s it with no shell (a one-item argv becomes ``env -- ITEM``, because tmux
     runs a single command argument with ``$SHELL -c``). The child's environment is the tmux
-    server's global environment plus `env` -- not the caller's environment.
+    server's global environment plus `env` -- not the caller's environment -- except PATH,
+    which tmux takes from the client that runs split-window: `env["PATH"]`, when given, is
+    made that client's PATH (see `_split`).
 
     If the window has no space for another pane, the window is rebalanced (`LAYOUT`) and
     the split retried once. Raises `TargetGone` when the Director's pane or server is gone,
@@ -424,7 +431,7 @@ def split_window(
                 _run(director.socket_path, "set-option", "-w", "-u", "-t", info.window_id, "remain-on-exit")
         return new
     try:
-        out = _split(director, horizontal, tail)
+        out = _split(director, horizontal, tail, env.get("PATH"))
     except TargetGone:
         raise
     except TmuxError as e:
@@ -432,7 +439,7 @@ def split_window(
             raise
         rebalance(director.socket_path, info.window_id)
         try:
-            out = _split(director, horizontal, tail)
+            out = _split(director, horizontal, tail, env.get("PATH"))
         except TmuxError as again:
             if "no space for new pane" not in str(again):
                 raise

@@ -1,5 +1,5 @@
 """Coding-agent backends: argv and env shapes, the opencode agent's permission posture, and
-checks against the real binaries (claude 2.1.330, codex-cli 0.169.0, opencode 1.18.33).
+checks against the real binaries (claude 2.1.330 and 2.1.332, codex-cli 0.169.0 and 0.171.0, opencode 1.18.33).
 
 Real-binary tests find the CLIs in ``$CAFLEET_E2E_TOOLS`` or the repo's
 the e2e tools dir (tests/e2e_tools.py; else PATH) and are skipped, with the reason, when absent.
@@ -195,7 +195,19 @@ def test_codex_argv(ident):
     assert argv[1:-2] == [
         "--no-daemon", "--no-alt-screen", "--sandbox=workspace-write",
         "--ask-for-approval=on-request", f"--add-dir={Path(ident.db_path).parent}",
+        f"--config=shell_environment_policy.set.PATH={json.dumps(os.environ['PATH'])}",
     ]
+
+
+def test_codex_path_setting_is_toml(monkeypatch):
+    import tomllib
+
+    for path in ('/a b/"q"\\x:/usr/bin', "/ü/\x7f/\t:/bin"):
+        monkeypatch.setenv("PATH", path)
+        setting = flag_value(argv_of("codex", b.MemberIdentity(F, M, D, "n", "/db/c.db")), "--config")
+        key, _, value = setting.partition("=")
+        assert key == "shell_environment_policy.set.PATH"
+        assert tomllib.loads(f"v = {value}")["v"] == path
 
 
 def test_codex_add_dir_is_the_absolute_db_directory(tmp_path, monkeypatch):

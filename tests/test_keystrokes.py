@@ -280,15 +280,18 @@ SCREENS = Path(__file__).parent / "screens"
 @pytest.mark.parametrize("name,marker", [
     ("codex-0.169.0-sign-in.txt", "Press enter to continue"),
     ("codex-0.169.0-trust-folder.txt", "enter continue · esc back"),
+    ("codex-0.171.0-sign-in.txt", "Press enter to continue"),
+    ("codex-0.171.0-trust-folder.txt", "enter continue · esc back"),
 ])
 def test_codex_start_screens_are_dialogs(name, marker):
-    """Screens captured from the real codex 0.169.0 in a tmux pane (tests/screens/): a preview's
-    Enter there would sign in or trust the folder on the user's behalf."""
+    """Screens captured from the real codex 0.169.0 and 0.171.0 in a tmux pane (tests/screens/;
+    0.171.0's trust screen is the same text): a preview's Enter there would sign in or trust
+    the folder on the user's behalf."""
     assert ks.open_dialog((SCREENS / name).read_text()) == marker
 
 
 def test_claude_code_permission_prompt_is_a_dialog():
-    """The shape tests/e2e/test_scenario_dialogs.py meets in the real Claude Code 2.1.330."""
+    """The shape tests/e2e/test_scenario_dialogs.py meets in the real Claude Code 2.1.330 and 2.1.332."""
     screen = ("Bash command\n\n  npm test\n  Run the tests\n\nDo you want to proceed?\n"
               "❯ 1. Yes\n  2. Yes, and don't ask again for: npm test:*\n  3. No, and tell Claude what to do"
               " differently (esc)\n\nEsc to cancel · Tab to amend\n")

@@ -1,6 +1,6 @@
 """Run the real Claude Code offline in a private tmux server against tests/e2e/fakeapi.py.
 
-Facts this relies on are in /work/shared/REAL-CLIENT.md (checked with Claude Code 2.1.330,
+Facts this relies on are in /work/shared/REAL-CLIENT.md (checked with Claude Code 2.1.330 and 2.1.332,
 tmux 3.3a). Pieces:
 
 - :func:`find_claude` / :func:`tools_dir`: locate the npm-installed CLIs (tests/e2e_tools.py).

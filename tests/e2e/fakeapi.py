@@ -14,7 +14,7 @@ Every request is recorded (``api.requests``). ``POST /v1/messages`` (Claude Code
 ``?beta=true``) is answered as SSE when the body says ``"stream": true`` and as one JSON
 message otherwise; ``POST /v1/messages/count_tokens`` gets a token estimate.
 
-Request kinds (observed with Claude Code 2.1.330, see ``Request.kind``):
+Request kinds (observed with Claude Code 2.1.330 and 2.1.332, see ``Request.kind``):
 
 - ``"main"``: the agent loop (interactive and ``-p``): a non-empty ``tools`` list (Agent,
   AskUserQuestion, Bash, Edit, Read, Skill, ToolSearch, Write, …), ``stream: true``, system
@@ -23,7 +23,7 @@ Request kinds (observed with Claude Code 2.1.330, see ``Request.kind``):
   ``--model``. ``messages`` holds role-``system`` messages (environment, skills list, hook
   context) after the user's text. The script sees these.
 - ``"side"``: a messages request with no tools (session title, summaries, …). None were
-  seen with 2.1.330 in interactive or ``-p`` use, with or without
+  seen with 2.1.330 and 2.1.332 in interactive or ``-p`` use, with or without
   CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC, nor during Bash permission checks (no
   prefix-detection model call). They get ``side_script`` if set, else the default reply.
 - ``"count_tokens"``: token counting; answered by the server, never scripted.

@@ -18,7 +18,7 @@ real Claude Code processes in one private tmux server, playing the product end t
   flags any prompt in a member pane (members must run unattended).
 - :func:`diagnostics`: pane captures, the brains' notes and the last requests, for failures.
 
-Facts relied on (Claude Code 2.1.330, tmux 3.3a; see REAL-CLIENT.md and tests/e2e/README.md):
+Facts relied on (Claude Code 2.1.330 and 2.1.332, tmux 3.3a; see REAL-CLIENT.md and tests/e2e/README.md):
 a message typed while a turn runs is folded into that turn (its text arrives next to the
 next tool_result, not as a separate turn), so brains look for previews in every request;
 a Stop hook ``block`` arrives as a follow-up turn carrying its reason; CronCreate answers
@@ -246,7 +246,7 @@ class Brain:
 
     def folded(self, req: Request) -> None:
         """Called for a request that continues one of this agent's chains: a prompt typed
-        while the turn ran is folded into it (Claude Code 2.1.330), so look for one here."""
+        while the turn ran is folded into it (Claude Code 2.1.330, 2.1.332), so look for one here."""
 
     def on_turn(self, req: Request):
         return None

@@ -1,6 +1,6 @@
 """Fact: a plugin installs offline from a local directory marketplace, and its hooks run.
 
-Observed with Claude Code 2.1.330 (all with the temp HOME of claude_env, no network):
+Observed with Claude Code 2.1.330 and 2.1.332 (all with the temp HOME of claude_env, no network):
 
     claude plugin marketplace add <dir>              -> "Successfully added marketplace: <mkt>"
     claude plugin install <plugin>@<mkt>             -> "Successfully installed plugin: …"
@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +99,37 @@ def test_repo_plugin_installs_offline(claude_bin, e2e_env, project_dir, tmp_path
     listed = json.loads(run_cli([claude_bin, "plugin", "list", "--json"], env=e2e_env,
                                 cwd=project_dir).stdout)
     assert any(p["id"] == f"{name}@{mkt['name']}" and p["enabled"] for p in listed), listed
+
+
+def tree_size(root: Path) -> int:
+    """Bytes of the regular files under `root` (symlinks not followed)."""
+    return sum(p.lstat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+@pytest.mark.skipif(not (REPO / ".claude-plugin" / "marketplace.json").exists(),
+                    reason="the repo has no .claude-plugin/marketplace.json yet")
+def test_installed_plugin_is_small_and_ships_bin_cafleet(claude_bin, e2e_env, project_dir, tmp_path):
+    """Issue 11: the installed plugin is at most 2 MB (the e2e tools and every venv live outside
+    the tree), and it carries an executable bin/cafleet that runs with nothing installed."""
+    src = clean_copy(tmp_path / "cafleet-plugin")
+    mkt = json.loads((src / ".claude-plugin" / "marketplace.json").read_text())
+    t0 = time.monotonic()
+    run_cli([claude_bin, "plugin", "marketplace", "add", str(src)], env=e2e_env, cwd=project_dir)
+    run_cli([claude_bin, "plugin", "install", f"cafleet@{mkt['name']}"], env=e2e_env, cwd=project_dir)
+    took = time.monotonic() - t0
+    cache = Path(e2e_env["HOME"]) / ".claude" / "plugins" / "cache"
+    copies = [p.parent.parent for p in cache.rglob("plugin.json") if p.parent.name == ".claude-plugin"]
+    assert len(copies) == 1, copies
+    installed = copies[0]
+    size = tree_size(installed)
+    print(f"\ninstalled plugin: {size / 1e6:.2f} MB at {installed}; marketplace add + install {took:.1f}s")
+    assert size <= 2_000_000, size
+    launcher = installed / "bin" / "cafleet"
+    assert launcher.is_file() and os.access(launcher, os.X_OK)
+    # per-tick commands need nothing installed: a bare PATH, no env, the stdlib fast path
+    bare = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "bare"), "CAFLEET_DB": str(tmp_path / "db")}
+    r = subprocess.run([str(launcher), "--fleet-id", "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", "message", "poll",
+                        "--agent-id", "1a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"], env=bare, capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 1 and r.stderr.startswith("Error: ") and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "bare" / ".local" / "share" / "cafleet" / "envs").exists()

@@ -9,7 +9,7 @@ of the pane's process; codex's npm entry is a node script, so the pane runs
 --force`` removes the pane and every process in it.
 
 Offline, neither can reach a model. What they draw is captured and printed (``-s``):
-codex 0.169.0 stops at its sign-in screen ("Welcome to Codex … Sign in with ChatGPT"),
+codex 0.169.0 and 0.171.0 stop at their sign-in screen ("Welcome to Codex … Sign in with ChatGPT"),
 opencode 1.18.33 tries to install packages with npm first (~10 s) and then draws its TUI
 ("Cafleet · <model>": the agent given by ``--agent=cafleet``), retrying its API. Both only
 have to stay up.
@@ -18,6 +18,8 @@ have to stay up.
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 import time
 
 import pytest
@@ -54,6 +56,9 @@ def test_codex_and_opencode_members_start_with_the_backend_argv(backend_bins, e2
     from cafleet import backends, members
 
     monkeypatch.setenv("PATH", e2e_env["PATH"])  # argv[0] is the binary found on this PATH
+    # the member's PATH (codex's shell_environment_policy.set.PATH) starts with the directory of
+    # the `cafleet` that spawns it: compute the expected argv as that process does
+    monkeypatch.setattr(sys, "argv", [shutil.which("cafleet", path=e2e_env["PATH"])])
 
     phases = Phases(lambda: diagnostics(e2e_tmux))
     sock = e2e_tmux.socket_path
