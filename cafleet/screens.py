@@ -51,6 +51,10 @@ cancel", codex 0.169.0's trust-folder "enter continue · esc back"."""
 _OPTION_CURSOR = re.compile(r"^\s*[❯›▶>]\s*\d+\.\s")
 """A selection cursor on a numbered option: `❯ 1. Yes` (Claude Code), `› 1. Trust and
 continue` and `> 1. Sign in with ChatGPT` (codex 0.169.0): a choice list has focus."""
+_PLAIN_CURSOR = re.compile(r"^\s*[❯›▶]\s+[A-Z]")
+"""A selection cursor on an option without a number: Claude Code 2.1.332's trust-folder
+dialog draws `❯ No, exit` / `Yes, I trust this folder` over `Enter to confirm · Esc to cancel`
+(tests/screens/claude-2.1.332-trust-folder.txt); an Enter there answers "No, exit"."""
 _OPTION = re.compile(r"^\s*(?:[❯›▶>]\s*)?(\d+)\.\s+(\S.*?)\s*$")
 
 _WORKING_MARKERS = (
@@ -95,7 +99,9 @@ def open_dialog(screen: str) -> str | None:
     draws its frames the same way; codex 0.171.0's approval prompt (`› 1. Yes, proceed (y)` …
     `Press enter to confirm or esc to cancel`) has the same structure. opencode 1.18.33's
     permission prompt has buttons instead: a row with `Allow once` … `Reject` and, on another
-    row, `Permission required` (returned as the marker).
+    row, `Permission required` (returned as the marker). Claude Code 2.1.332's trust-folder
+    dialog has no numbers: a cursor on a capitalised option (`❯ No, exit`) with, below it, a
+    footer naming both Enter and Esc (returned as the marker).
     """
     rows = _bottom_rows(screen)
     buttons = {i for i, r in enumerate(rows) if _BUTTON_ROW.search(r)}
@@ -103,6 +109,12 @@ def open_dialog(screen: str) -> str | None:
         return _BUTTON_MARKER
     cursors = {i for i, r in enumerate(rows) if _OPTION_CURSOR.match(r)}
     if not cursors:
+        # An un-numbered list (Claude Code 2.1.332's trust-folder dialog) counts only with a
+        # footer below the cursor naming both Enter and Esc, the way its dialogs end.
+        plain = [i for i, r in enumerate(rows) if _PLAIN_CURSOR.match(r)]
+        for i in range(plain[0] + 1, len(rows)) if plain else ():
+            if _KEY_HINT.search(rows[i]):
+                return rows[i].strip()[:80]
         return None
     for i, row in enumerate(rows):
         if i in cursors:

@@ -28,6 +28,9 @@ EXPECTED = {
     "codex-0.169.0-sign-in.txt": ("dialog", "Press enter to continue", False),
     "codex-0.169.0-trust-folder.txt": ("dialog", "enter continue · esc back", False),
     "codex-0.171.0-sign-in.txt": ("dialog", "Press enter to continue", False),
+    "codex-0.171.0-trust-folder.txt": ("dialog", "enter continue · esc back", False),
+    # tests/e2e/test_scenario_worktrees.py found it: no numbered options, Enter picks "No, exit"
+    "claude-2.1.332-trust-folder.txt": ("dialog", "Enter to confirm · Esc to cancel", False),
     # tests/e2e/test_scenario_openai_screens.py (real model turns; CAFLEET_SAVE_SCREENS=1)
     "codex-0.171.0-approval.txt": ("dialog", "Press enter to confirm or esc to cancel", False),
     "codex-0.171.0-working.txt": ("working", None, False),
@@ -98,3 +101,19 @@ def test_states_from_process_facts():
     assert screens.classify(idle, foreground="-zsh") == "shell"
     assert screens.classify(idle, foreground="claude") == "idle"
     assert not screens.is_shell(None) and not screens.is_shell("node")
+
+
+def test_an_unnumbered_cursor_is_a_dialog_only_above_an_enter_esc_footer():
+    trust = (SCREENS / "claude-2.1.332-trust-folder.txt").read_text(encoding="utf-8")
+    assert screens.open_dialog(trust) == "Enter to confirm · Esc to cancel"
+    # The same rows with the footer gone, or with the footer above the cursor, are not a dialog
+    # (an input box `❯ Text` alone is a draft, and an agent's output may mention the keys).
+    rows = [r for r in trust.splitlines() if r.strip()]
+    footer = rows.index(next(r for r in rows if "Enter to confirm" in r))
+    without = rows[:footer] + rows[footer + 1:]
+    assert screens.open_dialog("\n".join(without)) is None
+    cursor = rows.index(next(r for r in rows if "No, exit" in r))
+    above = rows[:cursor] + [rows[footer]] + [r for i, r in enumerate(rows[cursor:], cursor) if i != footer]
+    assert screens.open_dialog("\n".join(above)) is None
+    idle = (SCREENS / "claude-2.1.332-idle.txt").read_text(encoding="utf-8")
+    assert screens.open_dialog(idle.replace("❯ ", "❯ Yes press Enter or Esc", 1)) is None
