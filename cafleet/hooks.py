@@ -114,13 +114,56 @@ def main(argv=None) -> int:
 
 
 def mentions_tmux_or_cafleet(text) -> bool:
-    """Cheap pre-check on the raw input (bytes or str): could the command involve tmux or
-    cafleet at all? Quotes and backslashes are dropped first, so `t\\mux` and `tm''ux` count."""
+    """Cheap pre-check: could this command involve tmux or cafleet at all? `text` is the raw
+    hook input (bytes: only its `"command"` string is looked at, still JSON-escaped) or the
+    command itself (str).
+
+    True when `tmux` or `cafleet` appears once quotes are dropped, and whenever the lexer is
+    needed to know the words: a backslash (escapes, `$'\\x74mux'`, line continuations
+    `tm\\⏎ux`, a JSON `\\u` escape), an unquoted-looking glob (`tmu?`) or a brace list
+    (`{t,}mux`). False means no command word can be tmux or cafleet, so the hook ends without
+    parsing JSON or lexing.
+    """
     if isinstance(text, bytes):
-        plain = text.replace(b"\\", b"").replace(b"'", b"").replace(b'"', b"")
-        return b"tmux" in plain or b"cafleet" in plain
-    plain = text.replace("\\", "").replace("'", "").replace('"', "")
-    return "tmux" in plain or "cafleet" in plain
+        command = _json_command(text)
+        if command is None:
+            return True
+        if b"\\\\" in command or b"\\u" in command:
+            return True
+        plain = command.replace(b'\\"', b"").replace(b"'", b"")
+        if b"tmux" in plain or b"cafleet" in plain:
+            return True
+        return any(c in plain for c in (b"*", b"?", b"[")) or (b"{" in plain and (b"," in plain or b".." in plain))
+    if "\\" in text:
+        return True
+    plain = text.replace("'", "").replace('"', "")
+    if "tmux" in plain or "cafleet" in plain:
+        return True
+    return any(c in plain for c in "*?[") or ("{" in plain and ("," in plain or ".." in plain))
+
+
+def _json_command(raw: bytes) -> bytes | None:
+    """The JSON-escaped value of the first `"command"` string in `raw`, or None when there is
+    none or it is not a plain string (then the caller parses the JSON properly)."""
+    k = raw.find(b'"command":')
+    if k < 0:
+        k = raw.find(b'"command": ')
+    if k < 0:
+        return None
+    k = raw.find(b'"', k + 10)
+    if k < 0:
+        return None
+    start = end = k + 1
+    while True:
+        end = raw.find(b'"', end)
+        if end < 0:
+            return None
+        slashes = 0
+        while raw[end - 1 - slashes] == 0x5C:
+            slashes += 1
+        if slashes % 2 == 0:
+            return raw[start:end]
+        end += 1
 
 
 # ================================================================ who is calling
@@ -194,438 +237,11 @@ def poll_command(fleet_id: str, agent_id: str) -> str:
     return f"cafleet --fleet-id {fleet_id} message poll --agent-id {agent_id}"
 
 
-# ================================================================ a small shell lexer
-#
-# Enough of POSIX sh / bash to find every simple command in a Bash tool command line:
-# splits at ; & && || | |& newlines ( ), descends into $( ), backticks, <( ), >( ),
-# `sh -c STRING`, `eval`, and the $( ) / backticks of unquoted here-documents; drops
-# redirections and comments; removes quotes. Each word keeps whether the shell would expand
-# something in it (`dynamic`: $VAR, ${…}, $(…), `…`, $((…))).
+# ================================================================ the shell lexer
 
-
-class Word:
-    __slots__ = ("text", "dynamic")
-
-    def __init__(self, text: str, dynamic: bool):
-        self.text, self.dynamic = text, dynamic
-
-    def __repr__(self) -> str:  # pragma: no cover - debugging aid
-        return f"Word({self.text!r}{', dynamic' if self.dynamic else ''})"
-
-
-_OPERATORS = set(";&|()\n")
-_NAME_START = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
-_NAME_CHARS = _NAME_START | set("0123456789")
-_SPECIAL_PARAMS = set("0123456789@*#?$!-")
-MAX_DEPTH = 8
-
-
-def _match_close(s: str, j: int, opening: str, closing: str, quotes: bool) -> int:
-    """Index of the `closing` that ends the `opening` just before `j` (nesting-aware; with
-    `quotes`, brackets inside '…', "…" and `…` do not count), or len(s)."""
-    depth, n = 1, len(s)
-    while j < n:
-        ch = s[j]
-        if ch == "\\":
-            j += 2
-            continue
-        if quotes and ch == "'":
-            k = s.find("'", j + 1)
-            j = n if k < 0 else k + 1
-            continue
-        if quotes and ch == '"':
-            j += 1
-            while j < n and s[j] != '"':
-                j += 2 if s[j] == "\\" else 1
-            j += 1
-            continue
-        if quotes and ch == "`":
-            j = _backtick_end(s, j + 1) + 1
-            continue
-        if ch == opening:
-            depth += 1
-        elif ch == closing:
-            depth -= 1
-            if depth == 0:
-                return j
-        j += 1
-    return n
-
-
-def _match_paren(s: str, j: int) -> int:
-    """Index of the `)` closing the `(` just before `j` (quote-aware), or len(s)."""
-    return _match_close(s, j, "(", ")", quotes=True)
-
-
-def _match_brace(s: str, j: int) -> int:
-    """Index of the `}` closing `${` (nesting-aware), or len(s)."""
-    return _match_close(s, j, "{", "}", quotes=False)
-
-
-def _backtick_end(s: str, j: int) -> int:
-    n = len(s)
-    while j < n and s[j] != "`":
-        j += 2 if s[j] == "\\" else 1
-    return min(j, n)
-
-
-class _Lexer:
-    def __init__(self, depth: int):
-        self.depth = depth
-        self.commands: list[list[Word]] = []
-        self.nested: list[str] = []
-
-    # -- expansions shared by unquoted and double-quoted text ------------------------------
-
-    def _dollar(self, s: str, i: int, buf: list) -> tuple[int, bool]:
-        """Handle `$` at s[i]; append its raw text to buf. Returns (next index, dynamic)."""
-        n = len(s)
-        nxt = s[i + 1] if i + 1 < n else ""
-        if nxt == "(":
-            if i + 2 < n and s[i + 2] == "(":  # $(( arithmetic )): one paren group, no command
-                end = _match_paren(s, i + 2)
-                self._substitutions_only(s[i + 3 : end])
-                buf.append(s[i : end + 1])
-                return end + 1, True
-            end = _match_paren(s, i + 2)
-            self.nested.append(s[i + 2 : end])
-            buf.append(s[i : end + 1])
-            return end + 1, True
-        if nxt == "{":
-            end = _match_brace(s, i + 2)
-            self._substitutions_only(s[i + 2 : end])  # ${X:-$(cmd)} still runs cmd
-            buf.append(s[i : end + 1])
-            return end + 1, True
-        if nxt in _NAME_START:
-            k = i + 1
-            while k < n and s[k] in _NAME_CHARS:
-                k += 1
-            buf.append(s[i:k])
-            return k, True
-        if nxt and nxt in _SPECIAL_PARAMS:
-            buf.append(s[i : i + 2])
-            return i + 2, True
-        buf.append("$")
-        return i + 1, False
-
-    def _backtick(self, s: str, i: int, buf: list) -> int:
-        end = _backtick_end(s, i + 1)
-        body = s[i + 1 : end].replace("\\`", "`").replace("\\\\", "\\").replace("\\$", "$")
-        self.nested.append(body)
-        buf.append(s[i : end + 1])
-        return end + 1
-
-    def _substitutions_only(self, text: str) -> None:
-        """Collect the $( ) and backtick bodies of text the shell expands but does not split
-        into commands (an unquoted here-document body)."""
-        i, n, scratch = 0, len(text), []
-        while i < n:
-            ch = text[i]
-            if ch == "\\":
-                i += 2
-            elif ch == "$":
-                i, _ = self._dollar(text, i, scratch)
-            elif ch == "`":
-                i = self._backtick(text, i, scratch)
-            else:
-                i += 1
-
-    # -- the main loop ----------------------------------------------------------------------
-
-    def lex(self, s: str) -> None:
-        n = len(s)
-        i = 0
-        cur: list[Word] = []
-        buf: list[str] = []
-        in_word = False
-        dynamic = False
-        quoted = False  # the current word had quotes or backslashes (matters for a here-doc delimiter)
-        drop_next = False  # the next word is a redirection target
-        heredocs: list[tuple[str, bool, bool]] = []  # (delimiter, quoted, strip_tabs)
-        heredoc_next = None  # (strip_tabs) when the next word is a here-doc delimiter
-
-        def end_word():
-            nonlocal in_word, dynamic, quoted, drop_next, heredoc_next, buf
-            if in_word:
-                text = "".join(buf)
-                if heredoc_next is not None:
-                    heredocs.append((text, quoted, heredoc_next))
-                    heredoc_next = None
-                elif drop_next:
-                    drop_next = False
-                else:
-                    cur.append(Word(text, dynamic))
-            buf = []
-            in_word = False
-            dynamic = False
-            quoted = False
-
-        def end_command():
-            end_word()
-            if cur:
-                self.commands.append(list(cur))
-                cur.clear()
-
-        while i < n:
-            ch = s[i]
-            if ch in "\\'\"":
-                quoted = True
-            if ch == "\\":
-                if i + 1 < n and s[i + 1] == "\n":
-                    i += 2
-                    continue
-                if i + 1 < n:
-                    buf.append(s[i + 1])
-                in_word = True
-                i += 2
-                continue
-            if ch == "'":
-                k = s.find("'", i + 1)
-                k = n if k < 0 else k
-                buf.append(s[i + 1 : k])
-                in_word = True
-                i = k + 1
-                continue
-            if ch == '"':
-                in_word = True
-                i += 1
-                while i < n and s[i] != '"':
-                    c2 = s[i]
-                    if c2 == "\\" and i + 1 < n and s[i + 1] in '$`"\\\n':
-                        if s[i + 1] != "\n":
-                            buf.append(s[i + 1])
-                        i += 2
-                    elif c2 == "$":
-                        i, d = self._dollar(s, i, buf)
-                        dynamic = dynamic or d
-                    elif c2 == "`":
-                        i = self._backtick(s, i, buf)
-                        dynamic = True
-                    else:
-                        buf.append(c2)
-                        i += 1
-                i += 1
-                continue
-            if ch == "$":
-                if i + 1 < n and s[i + 1] == "'":  # $'ANSI-C'
-                    k = i + 2
-                    while k < n and s[k] != "'":
-                        k += 2 if s[k] == "\\" else 1
-                    buf.append(s[i + 2 : k])
-                    in_word = True
-                    i = k + 1
-                    continue
-                if i + 1 < n and s[i + 1] == '"':  # $"locale" behaves like "…"
-                    i += 1
-                    continue
-                in_word = True
-                i, d = self._dollar(s, i, buf)
-                dynamic = dynamic or d
-                continue
-            if ch == "`":
-                in_word = True
-                dynamic = True
-                i = self._backtick(s, i, buf)
-                continue
-            if ch in " \t\r":
-                end_word()
-                i += 1
-                continue
-            if ch == "#" and not in_word:
-                k = s.find("\n", i)
-                i = n if k < 0 else k
-                continue
-            if ch in "<>":
-                if in_word and "".join(buf).isdigit() and not dynamic:
-                    buf = []
-                    in_word = False
-                else:
-                    end_word()
-                k = i + 1
-                if k < n and s[k] == "(":  # <( … ) / >( … ) process substitution
-                    end = _match_paren(s, k + 1)
-                    self.nested.append(s[k + 1 : end])
-                    i = end + 1
-                    continue
-                op = ch
-                while k < n and s[k] in "<>&|-" and len(op) < 3:
-                    op += s[k]
-                    k += 1
-                if op.startswith("<<") and not op.startswith("<<<"):
-                    heredoc_next = op.startswith("<<-")
-                else:
-                    drop_next = True
-                i = k
-                continue
-            if ch in _OPERATORS:
-                if ch == "&" and i + 1 < n and s[i + 1] == ">":  # &> / &>> redirect
-                    end_word()
-                    k = i + 2
-                    while k < n and s[k] == ">":
-                        k += 1
-                    drop_next = True
-                    i = k
-                    continue
-                end_command()
-                if ch == "\n" and heredocs:
-                    i = self._skip_heredocs(s, i + 1, heredocs)
-                    heredocs = []
-                    continue
-                i += 1
-                continue
-            buf.append(ch)
-            in_word = True
-            i += 1
-        end_command()
-
-    def _skip_heredocs(self, s: str, i: int, heredocs) -> int:
-        n = len(s)
-        for delimiter, quoted, strip_tabs in heredocs:
-            body = []
-            while i < n:
-                k = s.find("\n", i)
-                line = s[i:] if k < 0 else s[i:k]
-                i = n if k < 0 else k + 1
-                if (line.lstrip("\t") if strip_tabs else line) == delimiter:
-                    break
-                body.append(line)
-            if not quoted:
-                self._substitutions_only("\n".join(body))
-        return i
-
-
-def split_commands(command: str, depth: int = 0) -> list[list[Word]]:
-    """Every simple command in a shell command line, nested ones (substitutions,
-    `sh -c`, `eval`) included, as lists of words with quotes removed."""
-    if depth > MAX_DEPTH:
-        return []
-    lexer = _Lexer(depth)
-    lexer.lex(command)
-    out = list(lexer.commands)
-    for body in lexer.nested:
-        out.extend(split_commands(body, depth + 1))
-    for words in lexer.commands:
-        for script in _inner_scripts(words):
-            out.extend(split_commands(script, depth + 1))
-    return out
-
-
-_SHELLS = {"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "busybox", "fish"}
-
-
-def _base(word: Word) -> str:
-    return word.text.rstrip("/").rsplit("/", 1)[-1] if not word.dynamic else ""
-
-
-def _inner_scripts(words: list[Word]) -> list[str]:
-    """Command strings a simple command hands to a shell: `sh -c S`, `bash -lc S`, `eval S…`,
-    `env -S S` (anywhere in the words, so `sudo bash -c S` and `xargs sh -c S` count)."""
-    out = []
-    for k, w in enumerate(words):
-        b = _base(w)
-        if b in _SHELLS:
-            j = k + 1
-            while j < len(words) and words[j].text.startswith("-") and not words[j].text.startswith("--"):
-                flag = words[j].text
-                j += 1
-                if "c" in flag[1:] and j < len(words):
-                    out.append(words[j].text)
-                    break
-        elif b == "eval" and k + 1 < len(words):
-            out.append(" ".join(x.text for x in words[k + 1 :]))
-        elif b == "env":
-            for j in range(k + 1, len(words) - 1):
-                if words[j].text in ("-S", "--split-string"):
-                    out.append(" ".join(x.text for x in words[j + 1 :]))
-                    break
-    return out
-
-
-# ================================================================ command position
-
-
-_ASSIGNMENT_CHARS = _NAME_CHARS
-_KEYWORDS = {"!", "{", "}", "if", "then", "else", "elif", "fi", "do", "done", "while", "until", "time",
-             "[[", "((", "coproc"}
-# wrapper -> options that take a value (the wrapped command follows the options)
-_WRAPPERS = {
-    "sudo": set("ugpChDrtUT") | {"--user", "--group", "--prompt", "--host", "--chdir", "--role", "--type",
-                                 "--other-user", "--close-from"},
-    "doas": set("uC"),
-    "env": set("uCS") | {"--unset", "--chdir", "--split-string"},
-    "command": set(),
-    "builtin": set(),
-    "exec": set("a"),
-    "nohup": set(),
-    "nice": set("n") | {"--adjustment"},
-    "ionice": set("cnp"),
-    "timeout": set("sk") | {"--signal", "--kill-after"},
-    "stdbuf": set("ioe"),
-    "setsid": set(),
-    "chronic": set(),
-    "unbuffer": set(),
-    "time": set("fo"),
-    "flock": set("wEc"),
-    "xargs": set("aEeIiLlnPsd") | {"--arg-file", "--delimiter", "--max-args", "--max-procs", "--replace"},
-    "watch": set("nd") | {"--interval"},
-    "caffeinate": set(),
-    "ssh-agent": set(),
-}
-_WRAPPER_POSITIONAL = {"timeout": 1, "flock": 1}  # timeout DURATION cmd, flock FILE cmd
-
-
-def _is_assignment(text: str) -> bool:
-    eq = text.find("=")
-    if eq <= 0 or text[0] not in _NAME_START:
-        return False
-    name = text[:eq].rstrip("+")
-    if "[" in name:
-        name = name[: name.index("[")]
-    return all(c in _ASSIGNMENT_CHARS for c in name)
-
-
-def command_index(words: list[Word]) -> int | None:
-    """Index of the word the shell runs as the command (after assignments, keywords and
-    wrappers such as `sudo -u x`, `env -i X=1`, `command`, `timeout 5`), or None when
-    there is none (`command -v tmux` only looks a name up)."""
-    k, n = 0, len(words)
-    while k < n:
-        w = words[k]
-        t = w.text
-        if not w.dynamic and t in _KEYWORDS:
-            k += 1
-            continue
-        if _is_assignment(t):
-            k += 1
-            continue
-        b = _base(w)
-        if b in _WRAPPERS:
-            takes_value = _WRAPPERS[b]
-            k += 1
-            while k < n and words[k].text.startswith("-") and words[k].text != "-":
-                flag = words[k].text
-                k += 1
-                if flag == "--":
-                    break
-                if b == "command" and flag in ("-v", "-V"):
-                    return None
-                if flag.startswith("--"):
-                    if "=" not in flag and flag in takes_value:
-                        k += 1
-                    continue
-                # -abc: a short flag that takes a value takes the rest, or the next word
-                for pos, c in enumerate(flag[1:], 1):
-                    if c in takes_value:
-                        if pos == len(flag) - 1:
-                            k += 1
-                        break
-            if b == "env":
-                while k < n and _is_assignment(words[k].text):
-                    k += 1
-            k += _WRAPPER_POSITIONAL.get(b, 0)
-            continue
-        return k
-    return None
+from cafleet.shellcommands import command_index, split_commands  # noqa: E402  (stdlib-only, no re)
+from cafleet.shellwords import Word  # noqa: E402
+from cafleet.shellcommands import command_name as _base  # noqa: E402
 
 
 # ================================================================ tmux commands
@@ -714,13 +330,14 @@ def tmux_subcommands(args: list[Word], *, in_command_position: bool) -> list[str
         break
     if k >= n:
         return ["new-session"] if in_command_position else []
-    found, expect = [], True
+    found, expect, current = [], True, None
     for w in args[k:]:
         t = w.text
         if expect:
             name = t[:-1] if t.endswith(";") else t
             if name:
                 full = resolve_tmux_command(name, allow_prefix=in_command_position)
+                current = full
                 if full is None:
                     if in_command_position:
                         found.append(name)
@@ -730,9 +347,24 @@ def tmux_subcommands(args: list[Word], *, in_command_position: bool) -> list[str
                     found.append(full)
                 expect = t.endswith(";")
             continue
+        if current in TMUX_READ_ONLY and (w.dynamic or runs_shell_in_format(t)):
+            shown = f"{current} {FORMAT_SHELL}"
+            if shown not in found:
+                found.append(shown)
         if t.endswith(";"):
             expect = True
     return found
+
+
+FORMAT_SHELL = "#(…)"
+
+
+def runs_shell_in_format(text: str) -> bool:
+    """Whether a tmux argument could run a shell command when tmux expands it as a format:
+    `#(cmd)` runs cmd, and the `E:` / `T:` modifiers expand an option's value (which may hold
+    `#(…)`) as a format (tmux(1) "FORMATS"). `display-message` and `list-* -F` expand their
+    arguments, so a read-only command with such an argument is not read-only."""
+    return "#(" in text or ("#{" in text and ("E:" in text or "T:" in text))
 
 
 # ================================================================ cafleet commands
@@ -744,12 +376,18 @@ _VALUE_FLAGS = set(ID_FLAGS) | {
 }
 
 
-class CafleetCall:
-    """One `cafleet …` invocation as the hook sees it."""
+CAFLEET_GROUPS = frozenset({"db", "fleet", "agent", "member", "message"})
+"""cafleet's command groups (the rest — `doctor`, `permissions`, `demo` — take no subcommand)."""
 
-    __slots__ = ("group", "sub", "positionals", "options", "variable_ids", "repeated")
+
+class CafleetCall:
+    """One `cafleet …` invocation as the hook sees it. `dashdash`: a `--` came before the
+    subcommand's own arguments (click would drop it and keep parsing options)."""
+
+    __slots__ = ("group", "sub", "positionals", "options", "variable_ids", "repeated", "dashdash")
 
     def __init__(self):
+        self.dashdash = False
         self.group = self.sub = None
         self.positionals: list[Word] = []
         self.options: dict[str, list[Word]] = {}
@@ -772,7 +410,10 @@ def parse_cafleet(args: list[Word]) -> CafleetCall:
         t = w.text
         k += 1
         if not rest_positional and t == "--":
-            rest_positional = True
+            if call.group is None or (call.group in CAFLEET_GROUPS and call.sub is None):
+                call.dashdash = True  # the CLI refuses it; parse on as click would
+            else:
+                rest_positional = True
             continue
         if not rest_positional and t.startswith("--") and not w.dynamic:
             flag, eq, value = t.partition("=")
@@ -827,9 +468,10 @@ def _cafleet_args(words: list[Word]):
 
 
 class Findings:
-    __slots__ = ("tmux", "variable_ids", "repeated", "member_create", "fleet_delete")
+    __slots__ = ("tmux", "variable_ids", "repeated", "member_create", "fleet_delete", "dashdash")
 
     def __init__(self):
+        self.dashdash = False
         self.tmux: list[str] = []
         self.variable_ids: list[tuple[str, str]] = []
         self.repeated: list[str] = []
@@ -837,7 +479,8 @@ class Findings:
         self.fleet_delete: list[str | None] = []
 
     def __bool__(self) -> bool:
-        return bool(self.tmux or self.variable_ids or self.repeated or self.member_create or self.fleet_delete)
+        return bool(self.tmux or self.variable_ids or self.repeated or self.member_create or self.fleet_delete
+                    or self.dashdash)
 
 
 _INERT = {"echo", "printf", "man", "info", "which", "type", "whatis", "whereis", "apropos", "grep", "egrep",
@@ -858,6 +501,7 @@ def analyze(command: str) -> Findings:
                         f.tmux.append(sub)
         for args in _cafleet_args(words):
             call = parse_cafleet(args)
+            f.dashdash = f.dashdash or call.dashdash
             f.variable_ids.extend(call.variable_ids)
             if call.repeated:
                 f.repeated.append(call.repeated)
@@ -894,6 +538,10 @@ def tmux_reason(subcommands: list[str], agent: dict) -> str:
         return (head + " You are a member: never touch panes yourself; ask your Director instead: "
                 f'`{base} message send --agent-id {agent_id} --to {director} --text "<what you need>"`.')
     subs = set(subcommands)
+    if any(sub.endswith(FORMAT_SHELL) for sub in subs):
+        head += (f" A tmux format with `{FORMAT_SHELL}` (or an `E:`/`T:` modifier, or a variable) runs a shell "
+                 "command even in a read-only query such as `display-message -p` or `list-panes -F`; write the "
+                 "format literally, e.g. `tmux display-message -p '#{pane_id}'`.")
     lines = [head, "Use instead:"]
     if subs & _TMUX_READ:
         lines.append(f"- read a member's screen: `{base} member capture --member-id {m} --lines 120`")
@@ -928,6 +576,14 @@ def variable_reason(found: list[tuple[str, str]], agent: dict) -> str:
 def repeated_reason(flags: list[str], agent: dict) -> str:
     return (f"cafleet: `{flags[0]}` appears more than once in this command; give each id flag once "
             f"(the CLI would silently use the last one). Your agent id is {agent['agent_id']}.")
+
+
+def dashdash_reason(agent: dict) -> str:
+    return ("cafleet: a `--` before the subcommand's own arguments is refused (the CLI refuses it too: "
+            "click would drop it and keep reading flags, so the command would not mean what it looks like). "
+            "Write the command as the skills do, e.g. "
+            f"`{poll_command(agent['fleet_id'], agent['agent_id'])}`; a `--` belongs only after the "
+            "subcommand's flags, before a `member create` prompt.")
 
 
 def create_reason(agent: dict) -> str:
@@ -1064,6 +720,8 @@ def _specific_denial(command: str, environ) -> dict | None:
             reasons.append(variable_reason(found.variable_ids, agent))
         if found.repeated:
             reasons.append(repeated_reason(found.repeated, agent))
+        if found.dashdash:
+            reasons.append(dashdash_reason(agent))
         if not reasons and _coding_agent(agent) == "claude":
             own = agent["fleet_id"]
             if any(t in (None, own) for t in found.member_create) and not br.active_loops(agent["agent_id"]):

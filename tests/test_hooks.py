@@ -244,6 +244,8 @@ RAW_TMUX = [
     ("echo ${X:-$(tmux kill-server)}", "kill-server"),
     ("echo $(($(tmux kill-server)+1))", "kill-server"),
     ("cat <<< \"$(tmux capture-pane -p)\"", "capture-pane"),
+    ("sh -e -c 'tmux kill-server'", "kill-server"),
+    ("/usr/*/tmux kill-server", "kill-server"),
 ]
 
 
@@ -304,6 +306,92 @@ ALLOWED = [
 
 @pytest.mark.parametrize("command", ALLOWED)
 def test_harmless_commands_are_silent(denv, command):
+    assert run_hook("PreToolUse", bash(command), denv) == (0, None, "")
+
+
+# ------------------------------------------------------------------ PreToolUse: the bypass list (issue 10)
+
+# Each of these ran on bash 5.2 and got past the hook before issue 10. `{f}`, `{d}`, `{m}`: the fleet,
+# Director and member ids; the last column is a piece of the deny reason.
+BYPASSES = [
+    # a line continuation inside the command word (the cheap pre-check did not see it)
+    ("tm\\\nux kill-server", "`kill-server`"),
+    ("caf\\\nleet --fleet-id {f} -- message poll --agent-id {d}", "`--` before the subcommand"),
+    ('caf\\\nleet --fleet-id "$F" member list', "--fleet-id $F"),
+    # ANSI-C quoting
+    ("$'\\x74mux' kill-server", "`kill-server`"),
+    ("$'tm\\165x' kill-pane -t %2", "`kill-pane`"),
+    ("$'\\u0074mux' send-keys -t %2 y Enter", "`send-keys`"),
+    # a shell given options before (or after) -c
+    ("bash --norc -c 'tmux kill-server'", "`kill-server`"),
+    ("bash -o errexit -c 'tmux kill-server'", "`kill-server`"),
+    ("bash -c -- 'tmux kill-server'", "`kill-server`"),
+    ("bash --rcfile /dev/null -ec 'tmux kill-server'", "`kill-server`"),
+    # env -S in its attached and long forms
+    ("env -S'tmux kill-server'", "`kill-server`"),
+    ("env --split-string='tmux kill-server'", "`kill-server`"),
+    ("env -iS'tmux kill-server'", "`kill-server`"),
+    # a shell reading its commands from stdin or a file
+    ("sh <<< 'tmux kill-server'", "`kill-server`"),
+    ("bash <<'EOF'\ntmux kill-server\nEOF", "`kill-server`"),
+    ("bash <<-EOF\n\ttmux kill-server\n\tEOF", "`kill-server`"),
+    ("echo 'tmux kill-server' | sh", "`kill-server`"),
+    ("printf '\\x74mux kill-server' | bash", "`kill-server`"),
+    ("echo -e 'tm\\x75x kill-server' | bash -s", "`kill-server`"),
+    ("cat <<EOF | sh\ntmux kill-server\nEOF", "`kill-server`"),
+    ("bash <(echo tmux kill-server)", "`kill-server`"),
+    ("source <(echo tmux kill-server)", "`kill-server`"),
+    (". <(echo tmux kill-server)", "`kill-server`"),
+    ("bash < <(echo tmux kill-server)", "`kill-server`"),
+    ("bash /dev/stdin <<< 'tmux kill-server'", "`kill-server`"),
+    # globs and brace expansion in the command word
+    ("/usr/bin/tmu[x] kill-server", "`kill-server`"),
+    ("/usr/bin/tmu? kill-server", "`kill-server`"),
+    ("{tmux,kill-server}", "`kill-server`"),
+    ("{,tmux} kill-server", "`kill-server`"),
+    ("{t,}mux kill-server", "raw tmux"),
+    ("b?sh -c 'tmux kill-server'", "`kill-server`"),
+    # tmux formats run shell commands, even in the read-only queries
+    ("tmux display -p '#(tmux send-keys -t %1 x Enter)'", "`display-message #(…)`"),
+    ("tmux list-panes -F '#(touch /tmp/cafleet-pwned)'", "`list-panes #(…)`"),
+    ("tmux display-message -p '#{E:@evil}'", "`display-message #(…)`"),
+    ('tmux display -p "$FMT"', "`display-message #(…)`"),
+    # `--` before the subcommand's own arguments: click drops it and keeps parsing
+    ("cafleet --fleet-id {f} -- message send --agent-id {m} --to {d} --text hi --agent-id {d}",
+     "`--` before the subcommand"),
+    ("cafleet -- --fleet-id $F member list", "--fleet-id $F"),
+    ("cafleet --fleet-id {f} -- member create --name x --description y -- go", "`--` before the subcommand"),
+    ("cafleet -- fleet delete {f}", "`--` before the subcommand"),
+    ("cafleet --fleet-id {f} member -- list", "`--` before the subcommand"),
+]
+
+
+@pytest.mark.parametrize("command,shown", BYPASSES)
+def test_bypasses_are_denied(fleet, denv, command, shown):
+    command = command.replace("{f}", fleet.fleet_id).replace("{d}", fleet.director).replace("{m}", fleet.member)
+    rc, out, err = run_hook("PreToolUse", bash(command), denv)
+    assert rc == 0 and err == ""
+    assert shown in reason(out)
+
+
+BYPASS_LOOKALIKES = [
+    "ls *.py",
+    "bash script.sh",
+    "bash -n script.sh",
+    "echo 'tmux kill-server' | grep tmux",
+    "cat <<EOF | grep bash\ntmux send-keys\nEOF",
+    "printf 'a\\tb\\n' | sort",
+    "echo {a,b}.txt",
+    "git log --format='%h %s' | head",
+    "tmux display-message -p '#{pane_id} #{session_name}'",
+    "cafleet --fleet-id 3f2b8c1e-0000-4000-8000-000000000001 member create --name a --description b -- -- go",
+]
+
+
+@pytest.mark.parametrize("command", BYPASS_LOOKALIKES)
+def test_bypass_lookalikes_stay_silent(fleet, denv, command):
+    """What the bypass rules must not catch (the last is another fleet's `member create`, with
+    `--` where it belongs: before the prompt)."""
     assert run_hook("PreToolUse", bash(command), denv) == (0, None, "")
 
 
@@ -679,7 +767,7 @@ def test_hook_module_imports_only_the_stdlib_and_the_broker(fleet, denv):
                           env=denv, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == ["cafleet", "cafleet.broker", "cafleet.errors",
-                                                               "cafleet.hooks"]
+                                                               "cafleet.hooks", "cafleet.shellcommands", "cafleet.shellwords"]
 
 
 def test_unicode_names_survive_any_locale(fleet):
