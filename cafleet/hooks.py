@@ -614,35 +614,6 @@ def _deny(reason: str) -> dict:
                                    "permissionDecisionReason": reason}}
 
 
-# Commands a member may run itself because they only read: the first word, and for git the
-# subcommand. Anything with a redirection, a variable or a substitution is not counted.
-MEMBER_READ_ONLY = frozenset({
-    "ls", "cat", "head", "tail", "wc", "grep", "egrep", "fgrep", "rg", "pwd", "echo", "printf", "which",
-    "type", "file", "stat", "du", "df", "tree", "sort", "uniq", "cut", "tr", "diff", "cmp", "date",
-    "basename", "dirname", "realpath", "readlink", "true", "false", "test", "[", "jq", "nl", "less", "more",
-})
-MEMBER_READ_ONLY_GIT = frozenset({"status", "diff", "log", "show", "rev-parse", "ls-files", "blame", "describe",
-                                  "shortlog", "grep"})
-_FIND_ACTIONS = {"-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint", "-fprintf", "-fls"}
-
-
-def _read_only(words: list[Word]) -> bool:
-    """Whether a simple command plainly only reads (see `MEMBER_READ_ONLY`)."""
-    k = command_index(words)
-    if k is None or any(w.dynamic for w in words):
-        return False
-    argv = [w.text for w in words[k:]]
-    name = _base(words[k])
-    if name == "git":
-        sub = next((a for a in argv[1:] if not a.startswith("-")), None)
-        return sub in MEMBER_READ_ONLY_GIT
-    if name == "find":
-        return not any(a in _FIND_ACTIONS for a in argv[1:])
-    if name == "sed":
-        return "-n" in argv and not any(a.startswith(("-i", "--in-place")) for a in argv[1:])
-    return name in MEMBER_READ_ONLY
-
-
 def member_guard(command: str, environ) -> dict | None:
     """PreToolUse(Bash) for a claude *member* (a session with `$CAFLEET_AGENT_ID`, placed as
     a member): deny any command that is not one of its own cafleet commands or plainly
@@ -665,8 +636,10 @@ def member_guard(command: str, environ) -> dict | None:
     own = permissions.member_rules(fleet_id, me, director)["allow"]
     if any(permissions.matches(rule, command.strip()) for rule in own):
         return None  # one of its own cafleet commands, exactly as its rules allow
+    from cafleet.readonly import is_read_only
+
     simple = split_commands(command)
-    if ">" not in command and simple and all(_read_only(words) for words in simple):
+    if ">" not in command and simple and all(is_read_only(words) for words in simple):
         return None
     quoted = command.replace("'", "'\\''")
     return _deny(

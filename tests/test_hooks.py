@@ -819,12 +819,38 @@ def test_member_runs_its_own_cafleet_commands(fleet, menv):
 @pytest.mark.parametrize("command", [
     "npm test", "touch /tmp/x", "echo hi > notes.txt", "git push", "git commit -am wip", "rm -rf build",
     "find . -name '*.pyc' -delete", "sed -i s/a/b/ f.py", "ls && npm test", "cat $HOME/.ssh/id_rsa",
+    "git -c core.fsmonitor='touch /tmp/x' status", "git -C /tmp/other status",
 ])
 def test_member_is_routed_to_its_director_for_anything_else(fleet, menv, command):
     text = reason(run_hook("PreToolUse", bash(command), menv)[1])
     f, m, d = fleet.fleet_id, fleet.member, fleet.director
     assert f"cafleet --fleet-id {f} message send --agent-id {m} --to {d} --text" in text
     assert "member exec" in text
+
+
+# Each of these ran for a claude member without routing before issue 10, and writes or executes.
+ROUTING_HOLES = [
+    "sed -n '1e touch /tmp/pwned' f", "sed -n '1w /tmp/out' f", "sed -n 's/a/b/w /tmp/out' f", "sed -n 's/a/b/pe' f",
+    "sort -o OUT f", "sort --out=OUT f", "sort --compress-program=sh f", "uniq IN OUT", "tree -o OUT",
+    "rg --pre sh TODO", "find . -fprint0 OUT", "git log --output=PATH", "git grep -O'touch /tmp/x' TODO",
+    "git grep --open-files-in-pager='touch /tmp/x' TODO", "GIT_EXTERNAL_DIFF='touch /tmp/x #' git diff",
+    "X='touch /tmp/x' git --config-env=core.fsmonitor=X status", "git --no-pager --config-env=core.fsmonitor=X status",
+    "LESSOPEN='|touch /tmp/x %s' less f", "date -s 2020-01-01", "date --set=2020-01-01", "PATH=/tmp ls",
+    "LD_PRELOAD=/tmp/x.so ls", "env LD_PRELOAD=/tmp/x.so ls", "less f",
+]
+
+
+@pytest.mark.parametrize("command", ROUTING_HOLES)
+def test_member_routing_holes_are_routed(fleet, menv, command):
+    assert "needs your Director" in reason(run_hook("PreToolUse", bash(command), menv)[1])
+
+
+@pytest.mark.parametrize("command", [
+    "sort -t, -k2 f", "uniq -c f", "date -Iseconds", "sed -n '/start/,/end/p' f", "sed 's/a/b/g' f",
+    "git log --oneline -n 5", "git --no-pager log -p", "git grep -n TODO", "tree -L 2", "git show HEAD:README.md",
+])
+def test_member_read_only_options_stay_read_only(fleet, menv, command):
+    assert run_hook("PreToolUse", bash(command), menv)[1] is None
 
 
 def test_member_may_not_run_the_directors_commands(fleet, menv):
