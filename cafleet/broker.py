@@ -181,24 +181,6 @@ _MIGRATIONS = {
 assert max(_MIGRATIONS) == SCHEMA_VERSION
 
 
-def _ensure_file(path: str) -> None:
-    """Create the DB's directory (0700) and an empty file (0600) if they do not exist."""
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        try:
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-        except OSError as e:
-            raise DatabaseError(f"cannot create the DB directory {directory}: {e.strerror}") from None
-    if not os.path.exists(path):
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            os.close(fd)
-        except FileExistsError:
-            pass
-        except OSError as e:
-            raise DatabaseError(f"cannot create the DB file {path}: {e.strerror}") from None
-
-
 def _translate(e: sqlite3.Error, path: str) -> CafleetError:
     """Turn a sqlite3 exception into a `DatabaseError` a user can act on."""
     text = str(e)
@@ -237,13 +219,16 @@ class Broker:
         """Open (and create, migrate) the DB at `path` (default: `db_path()`).
 
         With `create=False` a missing file raises `NotFound` instead (hooks use this so a
-        machine that never ran cafleet stays untouched).
+        machine that never ran cafleet stays untouched). The file and its directory are checked
+        first (`cafleet.dbfile`: no symlinks, owned by you, not writable by others; created
+        0700 / 0600): `DatabaseError` otherwise.
         """
+        from cafleet import dbfile
+
+        explicit = path is None and bool(os.environ.get("CAFLEET_DB"))
         path = path or db_path()
-        if not os.path.exists(path):
-            if not create:
-                raise NotFound(f"no cafleet database at {path}")
-            _ensure_file(path)
+        if not dbfile.prepare(path, create=create, explicit=explicit):
+            raise NotFound(f"no cafleet database at {path}")
         timeout_ms = busy_timeout_ms()
         try:
             conn = sqlite3.connect(path, timeout=timeout_ms / 1000, isolation_level=None)

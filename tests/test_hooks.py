@@ -766,8 +766,9 @@ def test_hook_module_imports_only_the_stdlib_and_the_broker(fleet, denv):
     proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(ROOT), json.dumps(bash("tmux kill-server"))],
                           env=denv, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == ["cafleet", "cafleet.broker", "cafleet.errors",
-                                                               "cafleet.hooks", "cafleet.shellcommands", "cafleet.shellwords"]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [
+        "cafleet", "cafleet.broker", "cafleet.dbfile", "cafleet.errors", "cafleet.hooks", "cafleet.shellcommands",
+        "cafleet.shellwords"]
 
 
 def test_unicode_names_survive_any_locale(fleet):

@@ -369,7 +369,7 @@ def _mode(path) -> int:
 
 @pytest.mark.parametrize("umask", [0o000, 0o022, 0o077])
 def test_first_cli_command_creates_0700_dir_and_0600_file(tmp_path, umask):
-    db = tmp_path / "fresh" / "nested" / "cafleet.db"
+    db = tmp_path / "fresh" / "cafleet.db"  # $CAFLEET_DB: only the last directory is created (issue 10)
     env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
     env["CAFLEET_DB"] = str(db)
     p = subprocess.run([sys.executable, "-m", "cafleet", "fleet", "create"], env=env, capture_output=True,
