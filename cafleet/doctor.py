@@ -13,8 +13,11 @@ from cafleet.errors import CafleetError
 
 
 def report(environ=None) -> dict:
-    """`{ok, problem, tmux: {TMUX, TMUX_PANE, socket_path, session_name, window_id, pane_id},
-    db: {path, schema_version, error}, backends: {name: {path, version}}}`."""
+    """`{ok, problem, warnings: [str], tmux: {TMUX, TMUX_PANE, socket_path, session_name,
+    window_id, pane_id}, db: {path, schema_version, error}, fleet: {fleet_id, name, agent_id,
+    agent_name, role} | None (the fleet agent placed in this pane), backends: {name: {path,
+    version}}}`. No backend on PATH is a warning (every `member create` would fail), not a
+    problem: the Director may still read and message."""
     from cafleet import backends, tmux
     from cafleet.broker import Broker, db_path
 
@@ -36,10 +39,12 @@ def report(environ=None) -> dict:
                  "window_id": pane.window_id if pane else None,
                  "pane_id": pane.pane_id if pane else None}
     db = {"path": None, "schema_version": None, "error": None}
+    fleet = None
     try:
         db["path"] = db_path(env)
         with Broker.open(db["path"]) as broker:
             db["schema_version"] = broker.schema_version()
+            fleet = _fleet_of(broker, pane)
     except CafleetError as e:
         db["error"] = e.message
         problem = problem or f"database: {e.message}"
@@ -47,7 +52,30 @@ def report(environ=None) -> dict:
     for name in backends.BACKENDS:
         path = backends.which(name)
         found[name] = {"path": path, "version": backends.version(name) if path else None}
-    return {"ok": problem is None, "problem": problem, "tmux": tmux_info, "db": db, "backends": found}
+    warnings = []
+    missing = [name for name, b in found.items() if not b["path"]]
+    if len(missing) == len(found):
+        warnings.append("no coding-agent backend (" + ", ".join(found) + ") is on PATH: `member create` would fail "
+                        "for every --coding-agent; install one (e.g. `npm install -g @anthropic-ai/claude-code`) "
+                        "or fix PATH")
+    return {"ok": problem is None, "problem": problem, "warnings": warnings, "tmux": tmux_info, "db": db,
+            "fleet": fleet, "backends": found}
+
+
+def _fleet_of(broker, pane) -> dict | None:
+    """`{fleet_id, name, agent_id, agent_name, role}` of the fleet agent placed in this pane
+    (the one the hooks act on), or None."""
+    if pane is None:
+        return None
+    from cafleet import tmux
+
+    pid = tmux.pane_pid(pane.socket_path, pane.pane_id)
+    agent = broker.find_agent_by_pane(pane.socket_path, pane.pane_id,
+                                      lambda p: not p.get("pane_pid") or p["pane_pid"] == pid)
+    if agent is None:
+        return None
+    return {"fleet_id": agent["fleet_id"], "name": agent["fleet"]["name"], "agent_id": agent["agent_id"],
+            "agent_name": agent["name"], "role": agent["role"]}
 
 
 def format_report(r: dict) -> str:
@@ -64,5 +92,12 @@ def format_report(r: dict) -> str:
     for name, b in r["backends"].items():
         lines.append(f"backend {name + ':':<9} " + (f"{b['path']}  {b['version'] or '(version unknown)'}"
                                                     if b["path"] else "not on PATH"))
-    lines.append("ok" if r["ok"] else f"problem: {r['problem']}")
+    f = r.get("fleet")
+    lines.insert(5, "fleet:        " + (f"{f['fleet_id']} ({f['name']}); this pane is {f['role']} {f['agent_name']} "
+                                      f"({f['agent_id']})" if f else "none (no fleet agent is placed in this pane)"))
+    lines.extend(f"warning: {w}" for w in r.get("warnings", ()))
+    if r["ok"]:
+        lines.append("ok, but see the warning above" if r.get("warnings") else "ok")
+    else:
+        lines.append(f"problem: {r['problem']}")
     return "\n".join(lines)

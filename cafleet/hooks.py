@@ -372,7 +372,7 @@ def runs_shell_in_format(text: str) -> bool:
 ID_FLAGS = ("--fleet-id", "--agent-id", "--member-id", "--task-id", "--to")
 _VALUE_FLAGS = set(ID_FLAGS) | {
     "--text", "--name", "--description", "--coding-agent", "--model", "--prompt-file", "--lines",
-    "--choice", "--freetext", "--timeout", "--limit", "--write", "--role", "--every",
+    "--choice", "--freetext", "--timeout", "--limit", "--write", "--role", "--every", "--text-file",
 }
 
 

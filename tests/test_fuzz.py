@@ -267,7 +267,7 @@ def test_bodies_round_trip_or_are_refused_whole(world, body, to, as_json):
                                "--task-id", task_id])
     assert shown.exit_code == 0 and json.loads(shown.stdout)["body"] == body
     polled = invoke(world, db, ["--json", "--fleet-id", A["fid"], "message", "poll", "--agent-id", A[to]])
-    assert [t["body"] for t in json.loads(polled.stdout) if t["task_id"] == task_id] == [body]
+    assert [t["body"] for t in json.loads(polled.stdout)["tasks"] if t["task_id"] == task_id] == [body]
     if to != "d":  # the text form prints the body verbatim when piped
         text = invoke(world, db, ["--fleet-id", A["fid"], "message", "poll", "--agent-id", A[to], "--limit", "1"])
         # raw bytes: click's Result.stdout rewrites "\r\n" as "\n", which would hide a final "\r"

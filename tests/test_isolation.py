@@ -214,7 +214,7 @@ def test_only_recipient_acks_only_sender_cancels_only_parties_show(fleets, db_pa
     # a poll shows only one's own inbox
     import json
 
-    polled = json.loads(invoke("--json", *F, "message", "poll", "--agent-id", A["m2"]).stdout)
+    polled = json.loads(invoke("--json", *F, "message", "poll", "--agent-id", A["m2"]).stdout)["tasks"]
     assert [t["task_id"] for t in polled] == [A["t_mm"]]
     # the rightful parties succeed
     assert invoke(*F, "message", "show", "--agent-id", A["m1"], "--task-id", A["t_mm"]).exit_code == 0
