@@ -767,8 +767,8 @@ def test_hook_module_imports_only_the_stdlib_and_the_broker(fleet, denv):
                           env=denv, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == [
-        "cafleet", "cafleet.broker", "cafleet.dbfile", "cafleet.errors", "cafleet.hooks", "cafleet.shellcommands",
-        "cafleet.shellwords"]
+        "cafleet", "cafleet.bashcheck", "cafleet.broker", "cafleet.dbfile", "cafleet.errors", "cafleet.hooks",
+        "cafleet.shellcommands", "cafleet.shellwords"]
 
 
 def test_unicode_names_survive_any_locale(fleet):
