@@ -28,6 +28,8 @@ def unsafe(ch: str) -> bool:
         or 0xD800 <= cp <= 0xDFFF
         or ch in BIDI
         or ch in "\u2028\u2029"
+        or unicodedata.category(ch) == "Cf"  # invisible format characters (issue 10)
+        or 0xE0000 <= cp <= 0xE007F or ch in "\u115f\u1160\u3164\uffa0"
     )
 
 
