@@ -85,8 +85,8 @@ def main(argv=None) -> int:
 
     Always returns 0; writes at most one JSON object to stdout, and only for a fleet agent.
     Fast paths (no `json`, no DB): outside tmux every event ends right after reading stdin;
-    a PreToolUse whose input mentions neither `tmux` nor `cafleet` ends there too, unless
-    the session is a member (`$CAFLEET_AGENT_ID`), whose every Bash call `member_guard` checks.
+    a PreToolUse with nothing to deny (`nothing_to_deny`) ends there too, unless the session
+    is a member (`$CAFLEET_AGENT_ID`), whose every Bash call `member_guard` checks.
     """
     try:
         args = sys.argv[1:] if argv is None else list(argv)
@@ -94,9 +94,9 @@ def main(argv=None) -> int:
         if pane_of(os.environ) is None:
             return 0
         event = args[0] if args else None
-        if event == "PreToolUse" and not mentions_tmux_or_cafleet(raw) and not os.environ.get("CAFLEET_AGENT_ID"):
+        if event == "PreToolUse" and not os.environ.get("CAFLEET_AGENT_ID") and nothing_to_deny(raw):
             return 0
-        import json
+        import json  # imports `re`: a few ms the common PreToolUse above never pays
 
         data = json.loads(raw.decode("utf-8", "replace"))
         if not isinstance(data, dict):
@@ -142,6 +142,61 @@ def mentions_tmux_or_cafleet(text) -> bool:
     if "tmux" in plain or "cafleet" in plain:
         return True
     return any(c in plain for c in "*?[") or ("{" in plain and ("," in plain or ".." in plain))
+
+
+def nothing_to_deny(raw: bytes) -> bool:
+    """True when the raw PreToolUse input's command surely holds nothing the hook denies for a
+    Director: no tmux or cafleet at all (`mentions_tmux_or_cafleet`), or, once lexed, no
+    finding (`bashcheck.analyze`). Decodes the JSON string itself, so the common case never
+    imports `json` (which imports `re`). False whenever in doubt."""
+    command = _json_command(raw)
+    if command is not None and not mentions_tmux_or_cafleet(command):
+        return True
+    text = _json_unescape(command) if command is not None else None
+    return text is not None and not analyze(text)
+
+
+_JSON_ESCAPES = {"\"": "\"", "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _json_unescape(value: bytes) -> str | None:
+    """The text of a JSON string body (RFC 8259 section 7: the two-character escapes and
+    `\\uXXXX`, surrogate pairs joined), or None when it is malformed."""
+    try:
+        s = value.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\\" not in s:
+        return s
+    out, i, n = [], 0, len(s)
+    while i < n:
+        k = s.find("\\", i)
+        if k < 0:
+            out.append(s[i:])
+            break
+        out.append(s[i:k])
+        c = s[k + 1 : k + 2]
+        if c in _JSON_ESCAPES:
+            out.append(_JSON_ESCAPES[c])
+            i = k + 2
+            continue
+        if c != "u" or len(s) < k + 6:
+            return None
+        try:
+            code = int(s[k + 2 : k + 6], 16)
+        except ValueError:
+            return None
+        i = k + 6
+        if 0xD800 <= code < 0xDC00 and s[i : i + 2] == "\\u":
+            try:
+                low = int(s[i + 2 : i + 6], 16)
+            except ValueError:
+                return None
+            if 0xDC00 <= low < 0xE000:
+                code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                i += 6
+        out.append(chr(code))
+    return "".join(out)
 
 
 def _json_command(raw: bytes) -> bytes | None:

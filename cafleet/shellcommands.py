@@ -41,8 +41,6 @@ def split_commands(command: str, depth: int = 0) -> list[Command]:
     return out
 
 
-
-
 def _resolve_stdin(words: Command, depth: int) -> None:
     """Add the known output of the commands feeding `words` (a pipe, `< <(cmd)`) to its stdin."""
     for source in words.stdin_from:

@@ -771,6 +771,23 @@ def test_hook_module_imports_only_the_stdlib_and_the_broker(fleet, denv):
         "cafleet.shellcommands", "cafleet.shellwords"]
 
 
+@pytest.mark.parametrize("command", ["ls *.py | grep -v x", "cafleet --fleet-id {f} message poll --agent-id {d}",
+                                     "printf 'a\\tb\\n'", "tmux display-message -p '#{pane_id}'"])
+def test_nothing_to_deny_never_imports_json_or_re(fleet, denv, command):
+    """The common Director Bash call (a glob, a literal poll, an escape, a read-only tmux query)
+    is lexed without importing `json` (which imports `re`): the cheap path of a tick."""
+    command = command.replace("{f}", fleet.fleet_id).replace("{d}", fleet.director)
+    code = (
+        "import sys, io; sys.path.insert(0, sys.argv[1]);"
+        "sys.stdin = io.TextIOWrapper(io.BytesIO(sys.argv[2].encode()));"
+        "from cafleet import hooks; rc = hooks.main(['PreToolUse']);"
+        "print(rc, 'json' in sys.modules, 're' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(ROOT), json.dumps(bash(command))],
+                          env=denv, capture_output=True, text=True)
+    assert proc.stdout.split() == ["0", "False", "False"], (proc.stdout, proc.stderr)
+
+
 def test_unicode_names_survive_any_locale(fleet):
     with fleet.broker() as b:
         m = b.register_agent(fleet.fleet_id, "レビュー係 ✓", "проверяет код", role="member",
