@@ -1,8 +1,9 @@
 """What the command line means before click reads it: global flags, `--`, misplaced flags.
 
 click parses `cafleet [GLOBAL…] GROUP [SUB] [ARGS…]` level by level, which leaves three traps
-that `normalize` closes before click runs (the click-free fast path declines every such
-form, so it agrees; tests/test_fastpath.py):
+that `normalize` closes before click runs (the click-free fast path declines a `--` and a
+misplaced `--fleet-id`, and takes `--json` after the subcommand the same way, so both
+paths agree; tests/test_fastpath.py):
 
 - a `--` before the subcommand's own arguments (`cafleet --fleet-id F -- message send …`):
   click drops it at the group level and goes on reading flags, while a permission rule, the
