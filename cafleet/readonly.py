@@ -35,8 +35,10 @@ from cafleet.shellcommands import command_name
 
 
 class _Rule:
-    """Refused options of one command: `short` letters (anywhere in a `-abc` cluster), `long`
-    names (any prefix of one refuses), and `max_operands` (more operands write a file)."""
+    """Refused options of one command: `short` letters (in a `-abc` cluster, up to a letter of
+    `short_values`, whose value is the rest of the word or the next word), `long` names (any
+    prefix of one refuses; `long_values` take the next word as their value), and
+    `max_operands` (more operands write a file, as `uniq IN OUT` does)."""
 
     __slots__ = ("short", "long", "max_operands", "short_values", "long_values")
 
