@@ -59,6 +59,8 @@ def measure(runs: int) -> list[dict]:
         ("tmux, unknown pane: Bash `git status`", [py, *FLAGS, HOOK, "PreToolUse"], other_pane, _bash("git status")),
         ("tmux, unknown pane: Bash `tmux send-keys` (DB read)", [py, *FLAGS, HOOK, "PreToolUse"], other_pane,
          _bash("tmux send-keys -t %2 hi")),
+        ("fleet Director: Bash `ls *.py | grep -v x` (glob: lexed, no DB)", [py, *FLAGS, HOOK, "PreToolUse"],
+         in_fleet, _bash("ls *.py | grep -v x")),
         ("fleet Director: literal cafleet poll (allowed)", [py, *FLAGS, HOOK, "PreToolUse"], in_fleet, _bash(poll)),
         ("fleet Director: `member create` (guard, DB read)", [py, *FLAGS, HOOK, "PreToolUse"], in_fleet,
          _bash(f"cafleet --fleet-id {fleet_id} member create --name a --description b -- hi")),

@@ -31,6 +31,12 @@ MAX_BODY_BYTES = 64 * 1024
 """Largest message body, in bytes of UTF-8. A larger one is refused before anything is stored."""
 MAX_NAME_CHARS = 200
 MAX_DESCRIPTION_CHARS = 2000
+DEFAULT_POLL_LIMIT = 10
+"""Tasks in a `message poll` page when no `--limit` is given."""
+POLL_PAGE_BYTES = MAX_BODY_BYTES
+"""A default poll page also stops once its bodies reach this many bytes (it always holds at
+least one task), so a flood of large messages cannot fill its reader's context."""
+MAX_POLL_LIMIT = 1000
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 TASK_STATES = ("input_required", "completed", "canceled")
@@ -221,24 +227,6 @@ _MIGRATIONS = {
 assert max(_MIGRATIONS) == SCHEMA_VERSION
 
 
-def _ensure_file(path: str) -> None:
-    """Create the DB's directory (0700) and an empty file (0600) if they do not exist."""
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        try:
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-        except OSError as e:
-            raise DatabaseError(f"cannot create the DB directory {directory}: {e.strerror}") from None
-    if not os.path.exists(path):
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            os.close(fd)
-        except FileExistsError:
-            pass
-        except OSError as e:
-            raise DatabaseError(f"cannot create the DB file {path}: {e.strerror}") from None
-
-
 def _translate(e: sqlite3.Error, path: str) -> CafleetError:
     """Turn a sqlite3 exception into a `DatabaseError` a user can act on."""
     text = str(e)
@@ -277,13 +265,16 @@ class Broker:
         """Open (and create, migrate) the DB at `path` (default: `db_path()`).
 
         With `create=False` a missing file raises `NotFound` instead (hooks use this so a
-        machine that never ran cafleet stays untouched).
+        machine that never ran cafleet stays untouched). The file and its directory are checked
+        first (`cafleet.dbfile`: no symlinks, owned by you, not writable by others; created
+        0700 / 0600): `DatabaseError` otherwise.
         """
+        from cafleet import dbfile
+
+        explicit = path is None and bool(os.environ.get("CAFLEET_DB"))
         path = path or db_path()
-        if not os.path.exists(path):
-            if not create:
-                raise NotFound(f"no cafleet database at {path}")
-            _ensure_file(path)
+        if not dbfile.prepare(path, create=create, explicit=explicit):
+            raise NotFound(f"no cafleet database at {path}")
         timeout_ms = busy_timeout_ms()
         try:
             conn = sqlite3.connect(path, timeout=timeout_ms / 1000, isolation_level=None)
@@ -430,10 +421,29 @@ class Broker:
                 (director_id, fleet_id, "Director", "Root Director of the fleet", "director", coding_agent, ts, ts),
             )
             if placement is not None:
+                self._refuse_second_fleet_in_pane(placement)
                 self._insert_placement(c, director_id, fleet_id, placement, coding_agent, ts)
         fleet = self.get_fleet(fleet_id)
         fleet["director"] = self.get_agent(fleet_id, director_id)
         return fleet
+
+    def _refuse_second_fleet_in_pane(self, placement: dict) -> None:
+        """`Conflict` when an active agent of a live fleet is already placed in this pane and
+        its recorded pane process is the pane's current one (`pane_pid`): the hooks and
+        SessionStart would otherwise act on one fleet while the user works in another. A
+        placement whose recorded pid differs is a stale one (a tmux server restart reuses `%N`)."""
+        existing = self.find_agent_by_pane(
+            placement["tmux_socket"], placement["pane_id"],
+            lambda p: not p.get("pane_pid") or not placement.get("pane_pid") or p["pane_pid"] == placement["pane_pid"])
+        if existing is None:
+            return
+        fleet = existing["fleet"]
+        what = "the Director" if existing["role"] == "director" else f"the {existing['role']} \"{existing['name']}\""
+        raise Conflict(
+            f"this pane ({placement['pane_id']}) already hosts {what} of fleet {fleet['fleet_id']} "
+            f"(\"{fleet['name']}\"); one pane holds one fleet agent. Keep using that fleet, or delete it first: "
+            f"`cafleet fleet delete {fleet['fleet_id']}` (see `cafleet fleet list`), or run `fleet create` in "
+            "another pane.")
 
     def _insert_placement(self, c, agent_id, fleet_id, placement, coding_agent, ts) -> None:
         c.execute(
@@ -460,7 +470,8 @@ class Broker:
         """
         row = self._row("SELECT * FROM fleets WHERE fleet_id = ?", (fleet_id,))
         if row is None or (row["deleted_at"] and not include_deleted):
-            raise NotFound(f"fleet {fleet_id} not found" + (" (it was deleted)" if row else ""))
+            raise NotFound(f"fleet {fleet_id} not found" + (" (it was deleted)" if row else "")
+                           + "; `cafleet fleet list` shows the active fleets")
         return row
 
     def list_fleets(self) -> list[dict]:
@@ -698,9 +709,11 @@ class Broker:
     def find_agent_by_pane(self, tmux_socket: str, pane_id: str, accept=None) -> dict | None:
         """The active agent placed in this pane of this tmux server, with `fleet` info, or None.
         `accept(placement) -> bool`, when given, skips placements the caller knows are stale
-        (see `hooks.open_agent`)."""
-        rows = self._agents(
-            "p.tmux_socket = ? AND p.pane_id = ? AND a.status = 'active'", (tmux_socket, pane_id)
+        (see `hooks.open_agent`). Agents of deleted fleets are skipped; of several, the most
+        recently placed one wins (`fleet create` refuses a second live one, see there)."""
+        rows = self._agents(  # newest placement first: the same answer every time (issue 10)
+            "p.tmux_socket = ? AND p.pane_id = ? AND a.status = 'active' ORDER BY p.created_at DESC, p.rowid DESC",
+            (tmux_socket, pane_id),
         )
         for row in rows:
             if accept is not None and not accept(row["placement"]):
@@ -835,8 +848,8 @@ class Broker:
     def poll(self, fleet_id: str, agent_id: str, limit: int | None = None) -> list[dict]:
         """Un-acked (`input_required`) tasks addressed to `agent_id`, newest first, full bodies.
         Touches only the agent's `last_seen`."""
-        if limit is not None and limit < 1:
-            raise UsageError("--limit must be at least 1")
+        if limit is not None and not 1 <= limit <= MAX_POLL_LIMIT:
+            raise UsageError(f"--limit must be from 1 to {MAX_POLL_LIMIT}")
         with self._write() as c:
             self.get_agent(fleet_id, agent_id)
             self._seen(c, agent_id, now())
@@ -854,6 +867,29 @@ class Broker:
             self.get_agent(fleet_id, agent_id)
             return self._rows(self._TASK_SELECT + " WHERE t.recipient_agent_id = ? AND t.state = "
                               "'input_required' ORDER BY t.seq", (agent_id,))
+
+    def poll_page(self, fleet_id: str, agent_id: str, limit: int | None = None) -> dict:
+        """One page of `poll`: `{tasks, total, more}` — the newest un-acked tasks (at most `limit`;
+        by default `DEFAULT_POLL_LIMIT`, cut further at `POLL_PAGE_BYTES` of bodies), how many
+        un-acked tasks there are in all, and how many older ones the page leaves out. Reading
+        every task takes acking each page and polling again. Touches only `last_seen`."""
+        if limit is not None and not 1 <= limit <= MAX_POLL_LIMIT:
+            raise UsageError(f"--limit must be from 1 to {MAX_POLL_LIMIT}")
+        with self._write() as c:
+            self.get_agent(fleet_id, agent_id)
+            self._seen(c, agent_id, now())
+            total = c.execute("SELECT COUNT(*) FROM tasks WHERE recipient_agent_id = ? AND state = 'input_required'",
+                              (agent_id,)).fetchone()[0]
+            tasks = self._rows(self._TASK_SELECT + " WHERE t.recipient_agent_id = ? AND t.state = 'input_required'"
+                               " ORDER BY t.seq DESC LIMIT ?", (agent_id, limit or DEFAULT_POLL_LIMIT))
+        if limit is None:
+            size = 0
+            for k, t in enumerate(tasks):
+                size += len(t["body"].encode("utf-8", "surrogatepass"))
+                if size > POLL_PAGE_BYTES and k > 0:
+                    tasks = tasks[:k]
+                    break
+        return {"tasks": tasks, "total": total, "more": total - len(tasks)}
 
     def ack(self, fleet_id: str, agent_id: str, task_ids: list[str]) -> list[dict]:
         """Mark tasks addressed to `agent_id` completed. All or nothing: any task that is not

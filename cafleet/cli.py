@@ -18,6 +18,7 @@ import sys
 import click
 
 from cafleet import __version__, render
+from cafleet.broker import DEFAULT_POLL_LIMIT, MAX_BODY_BYTES, MAX_POLL_LIMIT
 from cafleet.errors import CafleetError, UsageError
 
 BACKEND_CHOICES = ("claude", "codex", "opencode")
@@ -38,6 +39,28 @@ class AgentUUID(click.ParamType):
 
 
 UUID = AgentUUID()
+
+
+class Seconds(click.ParamType):
+    """A finite number of seconds within `[low, high]`: `nan` and `inf` parse as floats but
+    would make a wait never end (`member delete --timeout nan`) or a loop spin
+    (`fleet tick --every nan`), so they are usage errors (exit 2)."""
+
+    name = "seconds"
+
+    def __init__(self, low: float, high: float):
+        self.low, self.high = low, high
+
+    def convert(self, value, param, ctx):
+        import math
+
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            seconds = math.nan
+        if not math.isfinite(seconds) or not self.low <= seconds <= self.high:
+            self.fail(f"must be a number of seconds from {self.low:g} to {self.high:g}, got {value!r}", param, ctx)
+        return seconds
 
 
 class State:
@@ -90,7 +113,8 @@ def _json_requested(args: list[str]) -> bool:
     return False
 
 
-SINGLE_VALUED_FLAGS = ("--fleet-id", "--agent-id", "--member-id", "--to", "--text", "--choice", "--freetext")
+SINGLE_VALUED_FLAGS = ("--fleet-id", "--agent-id", "--member-id", "--to", "--text", "--text-file", "--choice",
+                       "--freetext")
 VALUE_FLAGS = SINGLE_VALUED_FLAGS + ("--task-id", "--name", "--description", "--lines", "--limit", "--model",
                                      "--prompt-file", "--coding-agent", "--timeout", "--every", "--role")
 
@@ -125,6 +149,9 @@ class RootGroup(click.Group):
         as_json = _json_requested(args)
         code = 0
         try:
+            from cafleet.cliargs import normalize
+
+            args, as_json = normalize(args)  # `--` before the subcommand refused, `--json` after it moved
             repeated = _repeated_flag(args)
             if repeated:
                 raise UsageError(f"{repeated} was given more than once; give it once")
@@ -330,7 +357,7 @@ def fleet_delete(fleet_id: str, force: bool) -> None:
 
 
 @fleet.command("tick")
-@click.option("--every", type=click.FloatRange(min=1), metavar="SECONDS",
+@click.option("--every", type=Seconds(1, 86400), metavar="SECONDS",
               help="Repeat every SECONDS until the fleet is deleted (default: once).")
 @click.option("--agent-id", type=UUID, help="Director to tick (default: the root Director).")
 def fleet_tick(every: float | None, agent_id: str | None) -> None:
@@ -444,11 +471,12 @@ def member_create(name, description, coding_agent, model, prompt_file, agent_id,
     if prompt_file:
         if not os.path.isabs(prompt_file):
             raise UsageError("--prompt-file must be an absolute path")
+        from cafleet.userfiles import MAX_PROMPT_BYTES, read_text
+
         try:
-            with open(prompt_file, encoding="utf-8") as fh:
-                text = fh.read()
-        except (OSError, UnicodeDecodeError) as e:
-            raise UsageError(f"cannot read --prompt-file {prompt_file}: {e}") from None
+            text = read_text(prompt_file, "--prompt-file", MAX_PROMPT_BYTES)
+        except FileNotFoundError:
+            raise UsageError(f"--prompt-file {prompt_file} does not exist") from None
     elif prompt:
         text = " ".join(prompt)
     from cafleet import members
@@ -582,12 +610,18 @@ def member_send_input(member_id: str, choice: int | None, freetext: str | None) 
     _emit(r, f"sent {r['sent']!r} to pane {r['pane_id']}")
 
 
-@member.command("exec")
+@member.command("exec", context_settings={"ignore_unknown_options": True})
 @click.option("--member-id", type=UUID, required=True)
-@click.argument("command")
-def member_exec(member_id: str, command: str) -> None:
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def member_exec(member_id: str, command: tuple[str, ...]) -> None:
     """Type `! COMMAND` + Enter into the member's pane (the coding agent's shell shortcut).
-    Follow it with `member ping` so the member reads the result."""
+    COMMAND is one quoted argument. Follow it with `member ping` so the member reads the
+    result."""
+    if len(command) != 1:
+        shown = " ".join(command) or "ls -la"
+        raise UsageError(f"member exec takes the command as one quoted argument, e.g. "
+                         f"`cafleet --fleet-id <fleet-id> member exec --member-id <member-id> \"{shown}\"`")
+    command = command[0]
     state = _state()
     from cafleet import members
 
@@ -621,7 +655,7 @@ def member_exited(member_id: str) -> None:
 @member.command("delete")
 @click.option("--member-id", type=UUID, required=True)
 @click.option("--force", is_flag=True, help="Kill the pane instead of asking the agent to exit.")
-@click.option("--timeout", type=click.FloatRange(min=0), default=15.0, show_default=True, metavar="SECONDS",
+@click.option("--timeout", type=Seconds(0, 86400), default=15.0, show_default=True, metavar="SECONDS",
               help="How long to wait for the pane to close after the exit command.")
 def member_delete(member_id: str, force: bool, timeout: float) -> None:
     """Stop a member: type its backend's exit command and wait for the pane to close, then
@@ -660,14 +694,31 @@ def _push(task: dict) -> dict:
     return delivery.push_preview(task, broker)
 
 
+def _body(text: str | None, text_file: str | None) -> str:
+    """The message body from `--text` or `--text-file PATH` (`-`: stdin), exactly one of them."""
+    if (text is None) == (text_file is None):
+        raise UsageError("give the body with exactly one of --text or --text-file PATH (`-` reads stdin)")
+    if text is not None:
+        return text
+    from cafleet.userfiles import read_text
+
+    try:
+        return read_text(text_file, "--text-file", MAX_BODY_BYTES, allow_stdin=True)
+    except FileNotFoundError:
+        raise UsageError(f"--text-file {text_file} does not exist") from None
+
+
 @message.command("send")
 @click.option("--agent-id", type=UUID, required=True, help="Sender.")
 @click.option("--to", "to", type=UUID, required=True, help="Recipient agent id.")
-@click.option("--text", required=True, help="Body (any Unicode, at most 64 KiB of UTF-8).")
-def message_send(agent_id: str, to: str, text: str) -> None:
+@click.option("--text", help="Body (any Unicode, at most 64 KiB of UTF-8).")
+@click.option("--text-file", metavar="PATH", help="Read the body from this file (`-`: stdin) instead of --text.")
+def message_send(agent_id: str, to: str, text: str | None, text_file: str | None) -> None:
     """Store a task for the recipient, then push a 2-line preview into its pane.
-    Prints the task id and whether a pane was notified."""
+    Prints the task id and whether a pane was notified. The body comes from --text or,
+    for a large one that would not fit the shell's argument limit, --text-file."""
     state = _state()
+    text = _body(text, text_file)
     task = state.fleet_broker("message send").send(state.fleet_id, agent_id, to, text)
     push = _push(task)
     _emit({**render.task_json(task), "push": push}, render.send_text(task, push))
@@ -675,10 +726,12 @@ def message_send(agent_id: str, to: str, text: str) -> None:
 
 @message.command("broadcast")
 @click.option("--agent-id", type=UUID, required=True, help="Sender.")
-@click.option("--text", required=True)
-def message_broadcast(agent_id: str, text: str) -> None:
+@click.option("--text", help="Body (any Unicode, at most 64 KiB of UTF-8).")
+@click.option("--text-file", metavar="PATH", help="Read the body from this file (`-`: stdin) instead of --text.")
+def message_broadcast(agent_id: str, text: str | None, text_file: str | None) -> None:
     """One task for every other active agent of the fleet, each pushed like `send`."""
     state = _state()
+    text = _body(text, text_file)
     tasks = state.fleet_broker("message broadcast").broadcast(state.fleet_id, agent_id, text)
     out = [{**render.task_json(t), "push": _push(t)} for t in tasks]
     _emit(out, lambda: "\n".join(f"{t['task_id']} to {t['recipient_name']}: {render.push_text(t['push'])}" for t in out)
@@ -687,18 +740,21 @@ def message_broadcast(agent_id: str, text: str) -> None:
 
 @message.command("poll")
 @click.option("--agent-id", type=UUID, required=True)
-@click.option("--limit", type=click.IntRange(min=1), help="At most N tasks.")
+@click.option("--limit", type=click.IntRange(1, MAX_POLL_LIMIT), metavar="N",
+              help=f"Up to N tasks (1-{MAX_POLL_LIMIT}); default a page of {DEFAULT_POLL_LIMIT}.")
 def message_poll(agent_id: str, limit: int | None) -> None:
-    """Un-acked tasks addressed to the agent, newest first, with full bodies."""
+    """Un-acked tasks addressed to the agent, newest first, with full bodies: a page of
+    the newest ones, saying how many older ones wait (ack these, then poll again).
+    `--json`: `{"tasks": [...], "more": N}`."""
     state = _state()
     broker = state.fleet_broker("message poll")
-    tasks = broker.poll(state.fleet_id, agent_id, limit)
+    page = broker.poll_page(state.fleet_id, agent_id, limit)
     if broker.has_held(state.fleet_id):
         from cafleet import delivery
 
         delivery.deliver_quietly(broker, state.fleet_id)
 
-    _emit([render.task_json(t) for t in tasks], lambda: render.poll_text(tasks))
+    _emit(render.poll_json(page), lambda: render.poll_text(page["tasks"], page["more"]))
 
 
 @message.command("ack")

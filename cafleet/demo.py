@@ -94,8 +94,8 @@ class Demo:
     def poll(self, director: str, fleet: str) -> list[dict]:
         env = {**self.env, **self.director_env}
         r = subprocess.run([sys.executable, "-m", "cafleet", "--fleet-id", fleet, "--json", "message", "poll",
-                            "--agent-id", director], env=env, capture_output=True, text=True)
-        return json.loads(r.stdout) if r.returncode == 0 else []
+                            "--agent-id", director, "--limit", "1000"], env=env, capture_output=True, text=True)
+        return json.loads(r.stdout)["tasks"] if r.returncode == 0 else []
 
     def pane_text(self, pane: str) -> str:
         return self.tmux("capture-pane", "-p", "-t", pane, "-S", "-200")

@@ -14,9 +14,12 @@ from cafleet.errors import CafleetError
 
 
 def report(environ=None) -> dict:
-    """`{ok, problem, cafleet: {path, version, plugin_root, plugin_version, env, env_ready, warning}
-    (`bootstrap.cafleet_info`), tmux: {TMUX, TMUX_PANE, socket_path, session_name, window_id, pane_id},
-    db: {path, schema_version, error}, backends: {name: {path, version}}}`."""
+    """`{ok, problem, warnings: [str], cafleet: {path, version, plugin_root, plugin_version, env,
+    env_ready, warning} (`bootstrap.cafleet_info`), tmux: {TMUX, TMUX_PANE, socket_path,
+    session_name, window_id, pane_id}, db: {path, schema_version, error}, fleet: {fleet_id, name,
+    agent_id, agent_name, role} | None (the fleet agent placed in this pane), backends: {name:
+    {path, version}}}`. No backend on PATH is a warning (every `member create` would fail), not a
+    problem: the Director may still read and message."""
     from cafleet import backends, tmux
     from cafleet.broker import Broker, db_path
 
@@ -38,10 +41,12 @@ def report(environ=None) -> dict:
                  "window_id": pane.window_id if pane else None,
                  "pane_id": pane.pane_id if pane else None}
     db = {"path": None, "schema_version": None, "error": None}
+    fleet = None
     try:
         db["path"] = db_path(env)
         with Broker.open(db["path"]) as broker:
             db["schema_version"] = broker.schema_version()
+            fleet = _fleet_of(broker, pane)
     except CafleetError as e:
         db["error"] = e.message
         problem = problem or f"database: {e.message}"
@@ -49,10 +54,32 @@ def report(environ=None) -> dict:
     for name in backends.BACKENDS:
         path = backends.which(name)
         found[name] = {"path": path, "version": backends.version(name) if path else None}
+    warnings = []
+    missing = [name for name, b in found.items() if not b["path"]]
+    if len(missing) == len(found):
+        warnings.append("no coding-agent backend (" + ", ".join(found) + ") is on PATH: `member create` would fail "
+                        "for every --coding-agent; install one (e.g. `npm install -g @anthropic-ai/claude-code`) "
+                        "or fix PATH")
     from cafleet.bootstrap import cafleet_info
 
-    return {"ok": problem is None, "problem": problem, "cafleet": cafleet_info(env), "tmux": tmux_info, "db": db,
-            "backends": found}
+    return {"ok": problem is None, "problem": problem, "warnings": warnings, "cafleet": cafleet_info(env),
+            "tmux": tmux_info, "db": db, "fleet": fleet, "backends": found}
+
+
+def _fleet_of(broker, pane) -> dict | None:
+    """`{fleet_id, name, agent_id, agent_name, role}` of the fleet agent placed in this pane
+    (the one the hooks act on), or None."""
+    if pane is None:
+        return None
+    from cafleet import tmux
+
+    pid = tmux.pane_pid(pane.socket_path, pane.pane_id)
+    agent = broker.find_agent_by_pane(pane.socket_path, pane.pane_id,
+                                      lambda p: not p.get("pane_pid") or p["pane_pid"] == pid)
+    if agent is None:
+        return None
+    return {"fleet_id": agent["fleet_id"], "name": agent["fleet"]["name"], "agent_id": agent["agent_id"],
+            "agent_name": agent["name"], "role": agent["role"]}
 
 
 def format_report(r: dict) -> str:
@@ -72,7 +99,14 @@ def format_report(r: dict) -> str:
     for name, b in r["backends"].items():
         lines.append(f"backend {name + ':':<9} " + (f"{b['path']}  {b['version'] or '(version unknown)'}"
                                                     if b["path"] else "not on PATH"))
-    if c["warning"]:
-        lines.append(f"warning: {c['warning']}")
-    lines.append("ok" if r["ok"] else f"problem: {r['problem']}")
+    f = r.get("fleet")
+    at = next(i for i, line in enumerate(lines) if line.startswith("database:")) + 1
+    lines.insert(at, "fleet:        " + (f"{f['fleet_id']} ({f['name']}); this pane is {f['role']} {f['agent_name']} "
+                                       f"({f['agent_id']})" if f else "none (no fleet agent is placed in this pane)"))
+    warnings = ([c["warning"]] if c["warning"] else []) + list(r.get("warnings", ()))
+    lines.extend(f"warning: {w}" for w in warnings)
+    if r["ok"]:
+        lines.append("ok, but see the warning above" if warnings else "ok")
+    else:
+        lines.append(f"problem: {r['problem']}")
     return "\n".join(lines)

@@ -8,7 +8,8 @@ the work itself. This module recognises exactly the canonical forms the skills t
     cafleet [--fleet-id F] [--json] message ack --agent-id A --task-id T [--task-id T2 …]
     cafleet [--fleet-id F] [--json] message send --agent-id A --to B --text T
 
-(global flags in either order, per-command flags in any order, `--flag=value` accepted) and
+(global flags in either order, per-command flags in any order, `--flag=value` accepted, `--json`
+also after the subcommand) and
 runs them with the broker directly. Anything else — `--help`, an unknown or repeated flag, a
 missing value, a malformed id, no `--fleet-id` — is declined (`None`), and the click CLI
 handles it, so every usage error looks the same whichever path would have run. Output comes
@@ -30,7 +31,7 @@ _ID_FLAGS = ("--agent-id", "--to", "--task-id")
 
 def _parse(argv: list[str]) -> tuple[str, str, bool, dict[str, list[str]]] | None:
     """`(command, fleet_id, as_json, {flag: [values]})`, or None if not a canonical form."""
-    from cafleet.broker import is_uuid4
+    from cafleet.broker import MAX_POLL_LIMIT, is_uuid4
 
     fleet_id, as_json, i = None, False, 0
     while i < len(argv) and argv[i].startswith("--"):
@@ -54,6 +55,9 @@ def _parse(argv: list[str]) -> tuple[str, str, bool, dict[str, list[str]]] | Non
     j = 0
     while j < len(rest):
         flag, eq, value = rest[j].partition("=")
+        if rest[j] == "--json":  # also accepted after the subcommand (cafleet.cliargs)
+            as_json, j = True, j + 1
+            continue
         if flag not in required and flag not in optional:
             return None
         if not eq:
@@ -68,8 +72,10 @@ def _parse(argv: list[str]) -> tuple[str, str, bool, dict[str, list[str]]] | Non
         return None
     if any(not is_uuid4(v) for f in _ID_FLAGS for v in opts.get(f, ())):
         return None
-    if "--limit" in opts and not (opts["--limit"][0].isdigit() and int(opts["--limit"][0]) >= 1):
-        return None
+    if "--limit" in opts:
+        value = opts["--limit"][0]  # ASCII digits only: str.isdigit() also takes "²", which int() refuses
+        if not (value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_POLL_LIMIT):
+            return None
     return command, fleet_id, as_json, opts
 
 
@@ -95,8 +101,8 @@ def run(argv: list[str]) -> int | None:
             agent = opts["--agent-id"][0]
             if command == "poll":
                 limit = int(opts["--limit"][0]) if "--limit" in opts else None
-                tasks = broker.poll(fleet_id, agent, limit)
-                _out(as_json, [render.task_json(t) for t in tasks], lambda: render.poll_text(tasks))
+                page = broker.poll_page(fleet_id, agent, limit)
+                _out(as_json, render.poll_json(page), lambda: render.poll_text(page["tasks"], page["more"]))
                 if broker.has_held(fleet_id):  # one indexed lookup; tmux code only when something is held
                     from cafleet import delivery
 

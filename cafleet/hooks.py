@@ -4,7 +4,9 @@ Run by `hooks/hooks.json` as `python3 -I -S "${CLAUDE_PLUGIN_ROOT}/hooks/cafleet
 (`${CLAUDE_PLUGIN_ROOT}` is the installed plugin's directory, set by Claude Code for plugin
 hooks: https://code.claude.com/docs/en/plugins-reference, "Hooks" / "Environment variables").
 It needs a bare interpreter and nothing installed: this module imports only the stdlib and
-`cafleet.broker` (itself stdlib-only), and those lazily, after the cheap checks. `-I -S`
+stdlib-only cafleet modules — `bashcheck` (what a command line does, on the lexer in
+`shellwords` / `shellcommands`), `readonly` (a member's read-only commands, lazily) and
+`broker` (lazily, after the cheap checks). `-I -S`
 (isolated, no `site`) keeps the user's PYTHONPATH and site-packages out and skips every
 `.pth` file: on a machine with an editable install that alone is ~40 ms per hook call, and
 PreToolUse runs before every Bash command (bench/hook_latency.py). The hook works without
@@ -83,8 +85,8 @@ def main(argv=None) -> int:
 
     Always returns 0; writes at most one JSON object to stdout, and only for a fleet agent.
     Fast paths (no `json`, no DB): outside tmux every event ends right after reading stdin;
-    a PreToolUse whose input mentions neither `tmux` nor `cafleet` ends there too, unless
-    the session is a member (`$CAFLEET_AGENT_ID`), whose every Bash call `member_guard` checks.
+    a PreToolUse with nothing to deny (`nothing_to_deny`) ends there too, unless the session
+    is a member (`$CAFLEET_AGENT_ID`), whose every Bash call `member_guard` checks.
     """
     try:
         args = sys.argv[1:] if argv is None else list(argv)
@@ -92,9 +94,9 @@ def main(argv=None) -> int:
         if pane_of(os.environ) is None:
             return 0
         event = args[0] if args else None
-        if event == "PreToolUse" and not mentions_tmux_or_cafleet(raw) and not os.environ.get("CAFLEET_AGENT_ID"):
+        if event == "PreToolUse" and not os.environ.get("CAFLEET_AGENT_ID") and nothing_to_deny(raw):
             return 0
-        import json
+        import json  # imports `re`: a few ms the common PreToolUse above never pays
 
         data = json.loads(raw.decode("utf-8", "replace"))
         if not isinstance(data, dict):
@@ -114,13 +116,111 @@ def main(argv=None) -> int:
 
 
 def mentions_tmux_or_cafleet(text) -> bool:
-    """Cheap pre-check on the raw input (bytes or str): could the command involve tmux or
-    cafleet at all? Quotes and backslashes are dropped first, so `t\\mux` and `tm''ux` count."""
+    """Cheap pre-check: could this command involve tmux or cafleet at all? `text` is the raw
+    hook input (bytes: only its `"command"` string is looked at, still JSON-escaped) or the
+    command itself (str).
+
+    True when `tmux` or `cafleet` appears once quotes are dropped, and whenever the lexer is
+    needed to know the words: a backslash (escapes, `$'\\x74mux'`, line continuations
+    `tm\\⏎ux`, a JSON `\\u` escape), an unquoted-looking glob (`tmu?`) or a brace list
+    (`{t,}mux`). False means no command word can be tmux or cafleet, so the hook ends without
+    parsing JSON or lexing.
+    """
     if isinstance(text, bytes):
-        plain = text.replace(b"\\", b"").replace(b"'", b"").replace(b'"', b"")
-        return b"tmux" in plain or b"cafleet" in plain
-    plain = text.replace("\\", "").replace("'", "").replace('"', "")
-    return "tmux" in plain or "cafleet" in plain
+        command = _json_command(text)
+        if command is None:
+            return True
+        if b"\\\\" in command or b"\\u" in command:
+            return True
+        plain = command.replace(b'\\"', b"").replace(b"'", b"")
+        if b"tmux" in plain or b"cafleet" in plain:
+            return True
+        return any(c in plain for c in (b"*", b"?", b"[")) or (b"{" in plain and (b"," in plain or b".." in plain))
+    if "\\" in text:
+        return True
+    plain = text.replace("'", "").replace('"', "")
+    if "tmux" in plain or "cafleet" in plain:
+        return True
+    return any(c in plain for c in "*?[") or ("{" in plain and ("," in plain or ".." in plain))
+
+
+def nothing_to_deny(raw: bytes) -> bool:
+    """True when the raw PreToolUse input's command surely holds nothing the hook denies for a
+    Director: no tmux or cafleet at all (`mentions_tmux_or_cafleet`), or, once lexed, no
+    finding (`bashcheck.analyze`). Decodes the JSON string itself, so the common case never
+    imports `json` (which imports `re`). False whenever in doubt."""
+    command = _json_command(raw)
+    if command is not None and not mentions_tmux_or_cafleet(command):
+        return True
+    text = _json_unescape(command) if command is not None else None
+    return text is not None and not analyze(text)
+
+
+_JSON_ESCAPES = {"\"": "\"", "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _json_unescape(value: bytes) -> str | None:
+    """The text of a JSON string body (RFC 8259 section 7: the two-character escapes and
+    `\\uXXXX`, surrogate pairs joined), or None when it is malformed."""
+    try:
+        s = value.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\\" not in s:
+        return s
+    out, i, n = [], 0, len(s)
+    while i < n:
+        k = s.find("\\", i)
+        if k < 0:
+            out.append(s[i:])
+            break
+        out.append(s[i:k])
+        c = s[k + 1 : k + 2]
+        if c in _JSON_ESCAPES:
+            out.append(_JSON_ESCAPES[c])
+            i = k + 2
+            continue
+        if c != "u" or len(s) < k + 6:
+            return None
+        try:
+            code = int(s[k + 2 : k + 6], 16)
+        except ValueError:
+            return None
+        i = k + 6
+        if 0xD800 <= code < 0xDC00 and s[i : i + 2] == "\\u":
+            try:
+                low = int(s[i + 2 : i + 6], 16)
+            except ValueError:
+                return None
+            if 0xDC00 <= low < 0xE000:
+                code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                i += 6
+        out.append(chr(code))
+    return "".join(out)
+
+
+def _json_command(raw: bytes) -> bytes | None:
+    """The JSON-escaped value of the first `"command"` string in `raw`, or None when there is
+    none or it is not a plain string (then the caller parses the JSON properly)."""
+    k = raw.find(b'"command":')
+    if k < 0:
+        k = raw.find(b'"command": ')
+    if k < 0:
+        return None
+    k = raw.find(b'"', k + 10)
+    if k < 0:
+        return None
+    start = end = k + 1
+    while True:
+        end = raw.find(b'"', end)
+        if end < 0:
+            return None
+        slashes = 0
+        while raw[end - 1 - slashes] == 0x5C:
+            slashes += 1
+        if slashes % 2 == 0:
+            return raw[start:end]
+        end += 1
 
 
 # ================================================================ who is calling
@@ -194,680 +294,9 @@ def poll_command(fleet_id: str, agent_id: str) -> str:
     return f"cafleet --fleet-id {fleet_id} message poll --agent-id {agent_id}"
 
 
-# ================================================================ a small shell lexer
-#
-# Enough of POSIX sh / bash to find every simple command in a Bash tool command line:
-# splits at ; & && || | |& newlines ( ), descends into $( ), backticks, <( ), >( ),
-# `sh -c STRING`, `eval`, and the $( ) / backticks of unquoted here-documents; drops
-# redirections and comments; removes quotes. Each word keeps whether the shell would expand
-# something in it (`dynamic`: $VAR, ${…}, $(…), `…`, $((…))).
+# ================================================================ what the command does
 
-
-class Word:
-    __slots__ = ("text", "dynamic")
-
-    def __init__(self, text: str, dynamic: bool):
-        self.text, self.dynamic = text, dynamic
-
-    def __repr__(self) -> str:  # pragma: no cover - debugging aid
-        return f"Word({self.text!r}{', dynamic' if self.dynamic else ''})"
-
-
-_OPERATORS = set(";&|()\n")
-_NAME_START = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
-_NAME_CHARS = _NAME_START | set("0123456789")
-_SPECIAL_PARAMS = set("0123456789@*#?$!-")
-MAX_DEPTH = 8
-
-
-def _match_close(s: str, j: int, opening: str, closing: str, quotes: bool) -> int:
-    """Index of the `closing` that ends the `opening` just before `j` (nesting-aware; with
-    `quotes`, brackets inside '…', "…" and `…` do not count), or len(s)."""
-    depth, n = 1, len(s)
-    while j < n:
-        ch = s[j]
-        if ch == "\\":
-            j += 2
-            continue
-        if quotes and ch == "'":
-            k = s.find("'", j + 1)
-            j = n if k < 0 else k + 1
-            continue
-        if quotes and ch == '"':
-            j += 1
-            while j < n and s[j] != '"':
-                j += 2 if s[j] == "\\" else 1
-            j += 1
-            continue
-        if quotes and ch == "`":
-            j = _backtick_end(s, j + 1) + 1
-            continue
-        if ch == opening:
-            depth += 1
-        elif ch == closing:
-            depth -= 1
-            if depth == 0:
-                return j
-        j += 1
-    return n
-
-
-def _match_paren(s: str, j: int) -> int:
-    """Index of the `)` closing the `(` just before `j` (quote-aware), or len(s)."""
-    return _match_close(s, j, "(", ")", quotes=True)
-
-
-def _match_brace(s: str, j: int) -> int:
-    """Index of the `}` closing `${` (nesting-aware), or len(s)."""
-    return _match_close(s, j, "{", "}", quotes=False)
-
-
-def _backtick_end(s: str, j: int) -> int:
-    n = len(s)
-    while j < n and s[j] != "`":
-        j += 2 if s[j] == "\\" else 1
-    return min(j, n)
-
-
-class _Lexer:
-    def __init__(self, depth: int):
-        self.depth = depth
-        self.commands: list[list[Word]] = []
-        self.nested: list[str] = []
-
-    # -- expansions shared by unquoted and double-quoted text ------------------------------
-
-    def _dollar(self, s: str, i: int, buf: list) -> tuple[int, bool]:
-        """Handle `$` at s[i]; append its raw text to buf. Returns (next index, dynamic)."""
-        n = len(s)
-        nxt = s[i + 1] if i + 1 < n else ""
-        if nxt == "(":
-            if i + 2 < n and s[i + 2] == "(":  # $(( arithmetic )): one paren group, no command
-                end = _match_paren(s, i + 2)
-                self._substitutions_only(s[i + 3 : end])
-                buf.append(s[i : end + 1])
-                return end + 1, True
-            end = _match_paren(s, i + 2)
-            self.nested.append(s[i + 2 : end])
-            buf.append(s[i : end + 1])
-            return end + 1, True
-        if nxt == "{":
-            end = _match_brace(s, i + 2)
-            self._substitutions_only(s[i + 2 : end])  # ${X:-$(cmd)} still runs cmd
-            buf.append(s[i : end + 1])
-            return end + 1, True
-        if nxt in _NAME_START:
-            k = i + 1
-            while k < n and s[k] in _NAME_CHARS:
-                k += 1
-            buf.append(s[i:k])
-            return k, True
-        if nxt and nxt in _SPECIAL_PARAMS:
-            buf.append(s[i : i + 2])
-            return i + 2, True
-        buf.append("$")
-        return i + 1, False
-
-    def _backtick(self, s: str, i: int, buf: list) -> int:
-        end = _backtick_end(s, i + 1)
-        body = s[i + 1 : end].replace("\\`", "`").replace("\\\\", "\\").replace("\\$", "$")
-        self.nested.append(body)
-        buf.append(s[i : end + 1])
-        return end + 1
-
-    def _substitutions_only(self, text: str) -> None:
-        """Collect the $( ) and backtick bodies of text the shell expands but does not split
-        into commands (an unquoted here-document body)."""
-        i, n, scratch = 0, len(text), []
-        while i < n:
-            ch = text[i]
-            if ch == "\\":
-                i += 2
-            elif ch == "$":
-                i, _ = self._dollar(text, i, scratch)
-            elif ch == "`":
-                i = self._backtick(text, i, scratch)
-            else:
-                i += 1
-
-    # -- the main loop ----------------------------------------------------------------------
-
-    def lex(self, s: str) -> None:
-        n = len(s)
-        i = 0
-        cur: list[Word] = []
-        buf: list[str] = []
-        in_word = False
-        dynamic = False
-        quoted = False  # the current word had quotes or backslashes (matters for a here-doc delimiter)
-        drop_next = False  # the next word is a redirection target
-        heredocs: list[tuple[str, bool, bool]] = []  # (delimiter, quoted, strip_tabs)
-        heredoc_next = None  # (strip_tabs) when the next word is a here-doc delimiter
-
-        def end_word():
-            nonlocal in_word, dynamic, quoted, drop_next, heredoc_next, buf
-            if in_word:
-                text = "".join(buf)
-                if heredoc_next is not None:
-                    heredocs.append((text, quoted, heredoc_next))
-                    heredoc_next = None
-                elif drop_next:
-                    drop_next = False
-                else:
-                    cur.append(Word(text, dynamic))
-            buf = []
-            in_word = False
-            dynamic = False
-            quoted = False
-
-        def end_command():
-            end_word()
-            if cur:
-                self.commands.append(list(cur))
-                cur.clear()
-
-        while i < n:
-            ch = s[i]
-            if ch in "\\'\"":
-                quoted = True
-            if ch == "\\":
-                if i + 1 < n and s[i + 1] == "\n":
-                    i += 2
-                    continue
-                if i + 1 < n:
-                    buf.append(s[i + 1])
-                in_word = True
-                i += 2
-                continue
-            if ch == "'":
-                k = s.find("'", i + 1)
-                k = n if k < 0 else k
-                buf.append(s[i + 1 : k])
-                in_word = True
-                i = k + 1
-                continue
-            if ch == '"':
-                in_word = True
-                i += 1
-                while i < n and s[i] != '"':
-                    c2 = s[i]
-                    if c2 == "\\" and i + 1 < n and s[i + 1] in '$`"\\\n':
-                        if s[i + 1] != "\n":
-                            buf.append(s[i + 1])
-                        i += 2
-                    elif c2 == "$":
-                        i, d = self._dollar(s, i, buf)
-                        dynamic = dynamic or d
-                    elif c2 == "`":
-                        i = self._backtick(s, i, buf)
-                        dynamic = True
-                    else:
-                        buf.append(c2)
-                        i += 1
-                i += 1
-                continue
-            if ch == "$":
-                if i + 1 < n and s[i + 1] == "'":  # $'ANSI-C'
-                    k = i + 2
-                    while k < n and s[k] != "'":
-                        k += 2 if s[k] == "\\" else 1
-                    buf.append(s[i + 2 : k])
-                    in_word = True
-                    i = k + 1
-                    continue
-                if i + 1 < n and s[i + 1] == '"':  # $"locale" behaves like "…"
-                    i += 1
-                    continue
-                in_word = True
-                i, d = self._dollar(s, i, buf)
-                dynamic = dynamic or d
-                continue
-            if ch == "`":
-                in_word = True
-                dynamic = True
-                i = self._backtick(s, i, buf)
-                continue
-            if ch in " \t\r":
-                end_word()
-                i += 1
-                continue
-            if ch == "#" and not in_word:
-                k = s.find("\n", i)
-                i = n if k < 0 else k
-                continue
-            if ch in "<>":
-                if in_word and "".join(buf).isdigit() and not dynamic:
-                    buf = []
-                    in_word = False
-                else:
-                    end_word()
-                k = i + 1
-                if k < n and s[k] == "(":  # <( … ) / >( … ) process substitution
-                    end = _match_paren(s, k + 1)
-                    self.nested.append(s[k + 1 : end])
-                    i = end + 1
-                    continue
-                op = ch
-                while k < n and s[k] in "<>&|-" and len(op) < 3:
-                    op += s[k]
-                    k += 1
-                if op.startswith("<<") and not op.startswith("<<<"):
-                    heredoc_next = op.startswith("<<-")
-                else:
-                    drop_next = True
-                i = k
-                continue
-            if ch in _OPERATORS:
-                if ch == "&" and i + 1 < n and s[i + 1] == ">":  # &> / &>> redirect
-                    end_word()
-                    k = i + 2
-                    while k < n and s[k] == ">":
-                        k += 1
-                    drop_next = True
-                    i = k
-                    continue
-                end_command()
-                if ch == "\n" and heredocs:
-                    i = self._skip_heredocs(s, i + 1, heredocs)
-                    heredocs = []
-                    continue
-                i += 1
-                continue
-            buf.append(ch)
-            in_word = True
-            i += 1
-        end_command()
-
-    def _skip_heredocs(self, s: str, i: int, heredocs) -> int:
-        n = len(s)
-        for delimiter, quoted, strip_tabs in heredocs:
-            body = []
-            while i < n:
-                k = s.find("\n", i)
-                line = s[i:] if k < 0 else s[i:k]
-                i = n if k < 0 else k + 1
-                if (line.lstrip("\t") if strip_tabs else line) == delimiter:
-                    break
-                body.append(line)
-            if not quoted:
-                self._substitutions_only("\n".join(body))
-        return i
-
-
-def split_commands(command: str, depth: int = 0) -> list[list[Word]]:
-    """Every simple command in a shell command line, nested ones (substitutions,
-    `sh -c`, `eval`) included, as lists of words with quotes removed."""
-    if depth > MAX_DEPTH:
-        return []
-    lexer = _Lexer(depth)
-    lexer.lex(command)
-    out = list(lexer.commands)
-    for body in lexer.nested:
-        out.extend(split_commands(body, depth + 1))
-    for words in lexer.commands:
-        for script in _inner_scripts(words):
-            out.extend(split_commands(script, depth + 1))
-    return out
-
-
-_SHELLS = {"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "busybox", "fish"}
-
-
-def _base(word: Word) -> str:
-    return word.text.rstrip("/").rsplit("/", 1)[-1] if not word.dynamic else ""
-
-
-def _inner_scripts(words: list[Word]) -> list[str]:
-    """Command strings a simple command hands to a shell: `sh -c S`, `bash -lc S`, `eval S…`,
-    `env -S S` (anywhere in the words, so `sudo bash -c S` and `xargs sh -c S` count)."""
-    out = []
-    for k, w in enumerate(words):
-        b = _base(w)
-        if b in _SHELLS:
-            j = k + 1
-            while j < len(words) and words[j].text.startswith("-") and not words[j].text.startswith("--"):
-                flag = words[j].text
-                j += 1
-                if "c" in flag[1:] and j < len(words):
-                    out.append(words[j].text)
-                    break
-        elif b == "eval" and k + 1 < len(words):
-            out.append(" ".join(x.text for x in words[k + 1 :]))
-        elif b == "env":
-            for j in range(k + 1, len(words) - 1):
-                if words[j].text in ("-S", "--split-string"):
-                    out.append(" ".join(x.text for x in words[j + 1 :]))
-                    break
-    return out
-
-
-# ================================================================ command position
-
-
-_ASSIGNMENT_CHARS = _NAME_CHARS
-_KEYWORDS = {"!", "{", "}", "if", "then", "else", "elif", "fi", "do", "done", "while", "until", "time",
-             "[[", "((", "coproc"}
-# wrapper -> options that take a value (the wrapped command follows the options)
-_WRAPPERS = {
-    "sudo": set("ugpChDrtUT") | {"--user", "--group", "--prompt", "--host", "--chdir", "--role", "--type",
-                                 "--other-user", "--close-from"},
-    "doas": set("uC"),
-    "env": set("uCS") | {"--unset", "--chdir", "--split-string"},
-    "command": set(),
-    "builtin": set(),
-    "exec": set("a"),
-    "nohup": set(),
-    "nice": set("n") | {"--adjustment"},
-    "ionice": set("cnp"),
-    "timeout": set("sk") | {"--signal", "--kill-after"},
-    "stdbuf": set("ioe"),
-    "setsid": set(),
-    "chronic": set(),
-    "unbuffer": set(),
-    "time": set("fo"),
-    "flock": set("wEc"),
-    "xargs": set("aEeIiLlnPsd") | {"--arg-file", "--delimiter", "--max-args", "--max-procs", "--replace"},
-    "watch": set("nd") | {"--interval"},
-    "caffeinate": set(),
-    "ssh-agent": set(),
-}
-_WRAPPER_POSITIONAL = {"timeout": 1, "flock": 1}  # timeout DURATION cmd, flock FILE cmd
-
-
-def _is_assignment(text: str) -> bool:
-    eq = text.find("=")
-    if eq <= 0 or text[0] not in _NAME_START:
-        return False
-    name = text[:eq].rstrip("+")
-    if "[" in name:
-        name = name[: name.index("[")]
-    return all(c in _ASSIGNMENT_CHARS for c in name)
-
-
-def command_index(words: list[Word]) -> int | None:
-    """Index of the word the shell runs as the command (after assignments, keywords and
-    wrappers such as `sudo -u x`, `env -i X=1`, `command`, `timeout 5`), or None when
-    there is none (`command -v tmux` only looks a name up)."""
-    k, n = 0, len(words)
-    while k < n:
-        w = words[k]
-        t = w.text
-        if not w.dynamic and t in _KEYWORDS:
-            k += 1
-            continue
-        if _is_assignment(t):
-            k += 1
-            continue
-        b = _base(w)
-        if b in _WRAPPERS:
-            takes_value = _WRAPPERS[b]
-            k += 1
-            while k < n and words[k].text.startswith("-") and words[k].text != "-":
-                flag = words[k].text
-                k += 1
-                if flag == "--":
-                    break
-                if b == "command" and flag in ("-v", "-V"):
-                    return None
-                if flag.startswith("--"):
-                    if "=" not in flag and flag in takes_value:
-                        k += 1
-                    continue
-                # -abc: a short flag that takes a value takes the rest, or the next word
-                for pos, c in enumerate(flag[1:], 1):
-                    if c in takes_value:
-                        if pos == len(flag) - 1:
-                            k += 1
-                        break
-            if b == "env":
-                while k < n and _is_assignment(words[k].text):
-                    k += 1
-            k += _WRAPPER_POSITIONAL.get(b, 0)
-            continue
-        return k
-    return None
-
-
-# ================================================================ tmux commands
-
-# tmux 3.x command table: name -> alias (tmux resolves an exact name or alias, else a unique
-# prefix of a name; see tmux(1) "COMMANDS").
-TMUX_COMMANDS = {
-    "attach-session": "attach", "bind-key": "bind", "break-pane": "breakp", "capture-pane": "capturep",
-    "choose-buffer": None, "choose-client": None, "choose-tree": None, "clear-history": "clearhist",
-    "clear-prompt-history": "clearphist", "clock-mode": None, "command-prompt": None,
-    "confirm-before": "confirm", "copy-mode": None, "customize-mode": None, "delete-buffer": "deleteb",
-    "detach-client": "detach", "display-menu": "menu", "display-message": "display",
-    "display-popup": "popup", "display-panes": "displayp", "find-window": "findw", "has-session": "has",
-    "if-shell": "if", "join-pane": "joinp", "kill-pane": "killp", "kill-server": None,
-    "kill-session": None, "kill-window": "killw", "last-pane": "lastp", "last-window": "last",
-    "link-window": "linkw", "list-buffers": "lsb", "list-clients": "lsc", "list-commands": "lscm",
-    "list-keys": "lsk", "list-panes": "lsp", "list-sessions": "ls", "list-windows": "lsw",
-    "load-buffer": "loadb", "lock-client": "lockc", "lock-server": "lock", "lock-session": "locks",
-    "move-pane": "movep", "move-window": "movew", "new-session": "new", "new-window": "neww",
-    "next-layout": "nextl", "next-window": "next", "paste-buffer": "pasteb", "pipe-pane": "pipep",
-    "previous-layout": "prevl", "previous-window": "prev", "refresh-client": "refresh",
-    "rename-session": "rename", "rename-window": "renamew", "resize-pane": "resizep",
-    "resize-window": "resizew", "respawn-pane": "respawnp", "respawn-window": "respawnw",
-    "rotate-window": "rotatew", "run-shell": "run", "save-buffer": "saveb", "select-layout": "selectl",
-    "select-pane": "selectp", "select-window": "selectw", "send-keys": "send", "send-prefix": None,
-    "server-access": None, "set-buffer": "setb", "set-environment": "setenv", "set-hook": None,
-    "set-option": "set", "set-window-option": "setw", "show-buffer": "showb",
-    "show-environment": "showenv", "show-hooks": None, "show-messages": "showmsgs",
-    "show-options": "show", "show-prompt-history": "showphist", "show-window-options": "showw",
-    "source-file": "source", "split-window": "splitw", "start-server": "start",
-    "suspend-client": "suspendc", "swap-pane": "swapp", "swap-window": "swapw",
-    "switch-client": "switchc", "unbind-key": "unbind", "unlink-window": "unlinkw", "wait-for": "wait",
-}
-_TMUX_ALIASES = {alias: name for name, alias in TMUX_COMMANDS.items() if alias}
-
-TMUX_READ_ONLY = frozenset({
-    "display-message", "has-session", "list-buffers", "list-clients", "list-commands", "list-keys",
-    "list-panes", "list-sessions", "list-windows", "show-buffer", "show-environment", "show-hooks",
-    "show-messages", "show-options", "show-window-options", "server-access-list",
-})
-"""tmux commands that only read state; a fleet agent may run them (`display-message -p` to
-see its own pane id, `list-panes`, …)."""
-
-_TMUX_GLOBAL_WITH_VALUE = set("cfLST")
-
-
-def resolve_tmux_command(name: str, *, allow_prefix: bool = True) -> str | None:
-    """The full tmux command name for `name` (exact, alias, or unique prefix), else None."""
-    if name in TMUX_COMMANDS:
-        return name
-    if name in _TMUX_ALIASES:
-        return _TMUX_ALIASES[name]
-    if not allow_prefix or not name:
-        return None
-    found = [c for c in TMUX_COMMANDS if c.startswith(name)]
-    return found[0] if len(found) == 1 else None
-
-
-def tmux_subcommands(args: list[Word], *, in_command_position: bool) -> list[str]:
-    """tmux commands one `tmux ARGS…` invocation would run that are not read-only.
-
-    Global options are skipped (`-L name`, `-S path`, `-f file`, `-2uv`…); `-c CMD` (run a
-    shell command) counts as `-c`. Commands chained with `;` / `\\;` are all checked. Outside
-    command position (`xargs tmux …`, `find -exec tmux …`) only exact names and aliases count,
-    so `grep tmux notes.txt` is not a tmux call. Bare `tmux` is `new-session`.
-    """
-    k, n = 0, len(args)
-    while k < n:
-        t = args[k].text
-        if t == "--":
-            k += 1
-            break
-        if len(t) > 1 and t.startswith("-") and not args[k].dynamic:
-            flags = t[1:]
-            k += 1
-            for pos, c in enumerate(flags):
-                if c == "V":
-                    return []
-                if c in _TMUX_GLOBAL_WITH_VALUE:
-                    if c == "c":
-                        return ["-c"]
-                    if pos == len(flags) - 1:
-                        k += 1
-                    break
-            continue
-        break
-    if k >= n:
-        return ["new-session"] if in_command_position else []
-    found, expect = [], True
-    for w in args[k:]:
-        t = w.text
-        if expect:
-            name = t[:-1] if t.endswith(";") else t
-            if name:
-                full = resolve_tmux_command(name, allow_prefix=in_command_position)
-                if full is None:
-                    if in_command_position:
-                        found.append(name)
-                    elif not found:
-                        return []
-                elif full not in TMUX_READ_ONLY:
-                    found.append(full)
-                expect = t.endswith(";")
-            continue
-        if t.endswith(";"):
-            expect = True
-    return found
-
-
-# ================================================================ cafleet commands
-
-ID_FLAGS = ("--fleet-id", "--agent-id", "--member-id", "--task-id", "--to")
-_VALUE_FLAGS = set(ID_FLAGS) | {
-    "--text", "--name", "--description", "--coding-agent", "--model", "--prompt-file", "--lines",
-    "--choice", "--freetext", "--timeout", "--limit", "--write", "--role", "--every",
-}
-
-
-class CafleetCall:
-    """One `cafleet …` invocation as the hook sees it."""
-
-    __slots__ = ("group", "sub", "positionals", "options", "variable_ids", "repeated")
-
-    def __init__(self):
-        self.group = self.sub = None
-        self.positionals: list[Word] = []
-        self.options: dict[str, list[Word]] = {}
-        self.variable_ids: list[tuple[str, str]] = []  # (flag or FLEET_ID, raw text)
-        self.repeated: str | None = None
-
-    def literal(self, flag: str) -> str | None:
-        values = self.options.get(flag)
-        if values and not values[-1].dynamic:
-            return values[-1].text
-        return None
-
-
-def parse_cafleet(args: list[Word]) -> CafleetCall:
-    """Parse the words after `cafleet` (global options, group, subcommand, options)."""
-    call = CafleetCall()
-    k, n, rest_positional = 0, len(args), False
-    while k < n:
-        w = args[k]
-        t = w.text
-        k += 1
-        if not rest_positional and t == "--":
-            rest_positional = True
-            continue
-        if not rest_positional and t.startswith("--") and not w.dynamic:
-            flag, eq, value = t.partition("=")
-            if flag in _VALUE_FLAGS:
-                if eq:
-                    val = Word(value, w.dynamic)
-                elif k < n:
-                    val = args[k]
-                    k += 1
-                else:
-                    continue
-                call.options.setdefault(flag, []).append(val)
-            continue
-        if not rest_positional and t.startswith("--") and w.dynamic:
-            flag, eq, value = t.partition("=")
-            if eq and flag in ID_FLAGS:
-                call.options.setdefault(flag, []).append(Word(value, True))
-            continue
-        if call.group is None and not rest_positional:
-            call.group = t
-        elif call.sub is None and not rest_positional:
-            call.sub = t
-        else:
-            call.positionals.append(w)
-    for flag in ID_FLAGS:
-        values = call.options.get(flag, [])
-        for v in values:
-            if v.dynamic:
-                call.variable_ids.append((flag, v.text))
-        is_ack = call.group == "message" and call.sub == "ack"
-        if len(values) > 1 and not (flag == "--task-id" and is_ack) and call.repeated is None:
-            call.repeated = flag
-    if call.group == "fleet" and call.sub in ("delete", "show") and call.positionals:
-        if call.positionals[0].dynamic:
-            call.variable_ids.append(("FLEET_ID", call.positionals[0].text))
-    return call
-
-
-def _cafleet_args(words: list[Word]):
-    """Yield the argument words of every `cafleet` invocation in one simple command
-    (`cafleet …`, `/path/to/cafleet …`, `python -m cafleet …`, `uv run cafleet …`)."""
-    for k, w in enumerate(words):
-        b = _base(w)
-        if b == "cafleet":
-            yield words[k + 1 :]
-        elif b.startswith("python") and k + 2 < len(words) and words[k + 1].text == "-m" \
-                and words[k + 2].text == "cafleet.cli":  # `-m cafleet` is caught by the word itself
-            yield words[k + 3 :]
-
-
-# ================================================================ analysis
-
-
-class Findings:
-    __slots__ = ("tmux", "variable_ids", "repeated", "member_create", "fleet_delete")
-
-    def __init__(self):
-        self.tmux: list[str] = []
-        self.variable_ids: list[tuple[str, str]] = []
-        self.repeated: list[str] = []
-        self.member_create: list[str | None] = []  # target fleet id (None: not given literally)
-        self.fleet_delete: list[str | None] = []
-
-    def __bool__(self) -> bool:
-        return bool(self.tmux or self.variable_ids or self.repeated or self.member_create or self.fleet_delete)
-
-
-_INERT = {"echo", "printf", "man", "info", "which", "type", "whatis", "whereis", "apropos", "grep", "egrep",
-          "fgrep", "rg", "ag", "ack", "locate"}
-"""Commands that only print or search their arguments: `echo tmux kill-server` runs no tmux."""
-
-
-def analyze(command: str) -> Findings:
-    """What in a Bash command line the PreToolUse hook cares about (pure; no DB)."""
-    f = Findings()
-    for words in split_commands(command):
-        ci = command_index(words)
-        inert = ci is not None and _base(words[ci]) in _INERT
-        for k, w in enumerate(words):
-            if _base(w) == "tmux" and not (inert and k != ci):
-                for sub in tmux_subcommands(words[k + 1 :], in_command_position=(k == ci)):
-                    if sub not in f.tmux:
-                        f.tmux.append(sub)
-        for args in _cafleet_args(words):
-            call = parse_cafleet(args)
-            f.variable_ids.extend(call.variable_ids)
-            if call.repeated:
-                f.repeated.append(call.repeated)
-            if call.group == "member" and call.sub == "create":
-                f.member_create.append(call.literal("--fleet-id"))
-            if call.group == "fleet" and call.sub == "delete":
-                target = call.positionals[0] if call.positionals else None
-                f.fleet_delete.append(target.text if target is not None and not target.dynamic
-                                      else call.literal("--fleet-id"))
-    return f
+from cafleet.bashcheck import FORMAT_SHELL, analyze, split_commands  # noqa: E402  (stdlib-only, no re)
 
 
 # ================================================================ reasons
@@ -894,6 +323,10 @@ def tmux_reason(subcommands: list[str], agent: dict) -> str:
         return (head + " You are a member: never touch panes yourself; ask your Director instead: "
                 f'`{base} message send --agent-id {agent_id} --to {director} --text "<what you need>"`.')
     subs = set(subcommands)
+    if any(sub.endswith(FORMAT_SHELL) for sub in subs):
+        head += (f" A tmux format with `{FORMAT_SHELL}` (or an `E:`/`T:` modifier, or a variable) runs a shell "
+                 "command even in a read-only query such as `display-message -p` or `list-panes -F`; write the "
+                 "format literally, e.g. `tmux display-message -p '#{pane_id}'`.")
     lines = [head, "Use instead:"]
     if subs & _TMUX_READ:
         lines.append(f"- read a member's screen: `{base} member capture --member-id {m} --lines 120`")
@@ -930,6 +363,14 @@ def repeated_reason(flags: list[str], agent: dict) -> str:
             f"(the CLI would silently use the last one). Your agent id is {agent['agent_id']}.")
 
 
+def dashdash_reason(agent: dict) -> str:
+    return ("cafleet: a `--` before the subcommand's own arguments is refused (the CLI refuses it too: "
+            "click would drop it and keep reading flags, so the command would not mean what it looks like). "
+            "Write the command as the skills do, e.g. "
+            f"`{poll_command(agent['fleet_id'], agent['agent_id'])}`; a `--` belongs only after the "
+            "subcommand's flags, before a `member create` prompt.")
+
+
 def create_reason(agent: dict) -> str:
     return ("cafleet: no monitoring /loop is running for you (Director "
             f"{agent['agent_id']}), and the cafleet-agent-team-monitoring skill requires it BEFORE the "
@@ -958,35 +399,6 @@ def _deny(reason: str) -> dict:
                                    "permissionDecisionReason": reason}}
 
 
-# Commands a member may run itself because they only read: the first word, and for git the
-# subcommand. Anything with a redirection, a variable or a substitution is not counted.
-MEMBER_READ_ONLY = frozenset({
-    "ls", "cat", "head", "tail", "wc", "grep", "egrep", "fgrep", "rg", "pwd", "echo", "printf", "which",
-    "type", "file", "stat", "du", "df", "tree", "sort", "uniq", "cut", "tr", "diff", "cmp", "date",
-    "basename", "dirname", "realpath", "readlink", "true", "false", "test", "[", "jq", "nl", "less", "more",
-})
-MEMBER_READ_ONLY_GIT = frozenset({"status", "diff", "log", "show", "rev-parse", "ls-files", "blame", "describe",
-                                  "shortlog", "grep"})
-_FIND_ACTIONS = {"-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint", "-fprintf", "-fls"}
-
-
-def _read_only(words: list[Word]) -> bool:
-    """Whether a simple command plainly only reads (see `MEMBER_READ_ONLY`)."""
-    k = command_index(words)
-    if k is None or any(w.dynamic for w in words):
-        return False
-    argv = [w.text for w in words[k:]]
-    name = _base(words[k])
-    if name == "git":
-        sub = next((a for a in argv[1:] if not a.startswith("-")), None)
-        return sub in MEMBER_READ_ONLY_GIT
-    if name == "find":
-        return not any(a in _FIND_ACTIONS for a in argv[1:])
-    if name == "sed":
-        return "-n" in argv and not any(a.startswith(("-i", "--in-place")) for a in argv[1:])
-    return name in MEMBER_READ_ONLY
-
-
 def member_guard(command: str, environ) -> dict | None:
     """PreToolUse(Bash) for a claude *member* (a session with `$CAFLEET_AGENT_ID`, placed as
     a member): deny any command that is not one of its own cafleet commands or plainly
@@ -1009,8 +421,10 @@ def member_guard(command: str, environ) -> dict | None:
     own = permissions.member_rules(fleet_id, me, director)["allow"]
     if any(permissions.matches(rule, command.strip()) for rule in own):
         return None  # one of its own cafleet commands, exactly as its rules allow
+    from cafleet.readonly import is_read_only
+
     simple = split_commands(command)
-    if ">" not in command and simple and all(_read_only(words) for words in simple):
+    if ">" not in command and simple and all(is_read_only(words) for words in simple):
         return None
     quoted = command.replace("'", "'\\''")
     return _deny(
@@ -1064,6 +478,8 @@ def _specific_denial(command: str, environ) -> dict | None:
             reasons.append(variable_reason(found.variable_ids, agent))
         if found.repeated:
             reasons.append(repeated_reason(found.repeated, agent))
+        if found.dashdash:
+            reasons.append(dashdash_reason(agent))
         if not reasons and _coding_agent(agent) == "claude":
             own = agent["fleet_id"]
             if any(t in (None, own) for t in found.member_create) and not br.active_loops(agent["agent_id"]):

@@ -56,6 +56,7 @@ __all__ = [
     "SENDER_NAME_LIMIT",
     "escape_trailing_semicolon",
     "exec_line",
+    "is_invisible",
     "is_unsafe_char",
     "preview_lines",
     "preview_text",
@@ -84,12 +85,24 @@ def sanitize_inline(text: str) -> str:
 
     Line breaks (``\\r\\n``, ``\\n``, ``\\r``, U+2028, U+2029, U+0085) become `NEWLINE_MARK`
     (one mark per break), tabs become one space, and every other character for which
-    `is_unsafe_char` is true is removed. No length bound; see `truncate`.
+    `is_unsafe_char` or `is_invisible` is true is removed. No length bound; see `truncate`.
     """
     for brk in _LINE_BREAKS:
         text = text.replace(brk, NEWLINE_MARK)
     text = text.replace("\t", " ")
-    return "".join(ch for ch in text if not is_unsafe_char(ch))
+    return "".join(ch for ch in text if not is_unsafe_char(ch) and not is_invisible(ch))
+
+
+INVISIBLE_FILLERS = frozenset("\u115f\u1160\u3164\uffa0")
+"""Hangul fillers: category Lo, yet drawn as nothing."""
+
+
+def is_invisible(ch: str) -> bool:
+    """True for a character a preview drops because it shows nothing yet can hide or change
+    text: Unicode format characters (category ``Cf``: U+200B-U+200F, U+FEFF, U+00AD, U+2060-
+    U+2064, the tag characters U+E0001/U+E0020-U+E007F…), the rest of the tag block U+E0000-
+    U+E007F, and `INVISIBLE_FILLERS`. Only previews drop them; the stored body stays exact."""
+    return unicodedata.category(ch) == "Cf" or ch in INVISIBLE_FILLERS or "\U000e0000" <= ch <= "\U000e007f"
 
 
 def truncate(text: str, limit: int) -> str:

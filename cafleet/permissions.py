@@ -318,12 +318,12 @@ def write_settings(path: str | os.PathLike | None, rules: Mapping[str, Sequence[
 def _read_settings(target) -> dict:
     import json
 
-    try:
-        text = target.read_text(encoding="utf-8")
+    from cafleet.userfiles import MAX_SETTINGS_BYTES, read_text
+
+    try:  # bounded, regular files only: `--write /dev/full` would otherwise read forever
+        text = read_text(str(target), "--write", MAX_SETTINGS_BYTES)
     except FileNotFoundError:
         return {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CafleetError(f"cannot read {target}: {exc}", code="settings") from exc
     if not text.strip():
         return {}
     try:

@@ -29,16 +29,31 @@ def send_text(task: dict, push: dict) -> str:
     return f"{task['task_id']}\n{push_text(push)}"
 
 
-def poll_text(tasks: list[dict]) -> str:
+def poll_json(page: dict) -> dict:
+    """`message poll --json`: `{"tasks": [task…], "more": N}`, N the older un-acked tasks left
+    out of this page."""
+    return {"tasks": [task_json(t) for t in page["tasks"]], "more": page["more"]}
+
+
+def poll_text(tasks: list[dict], more: int = 0) -> str:
     """`message poll` text: one short line for an empty inbox, else a header and each task
-    (id, sender, time) followed by its full body."""
+    (id, sender, time) followed by its full body; when `more` older tasks wait, the header
+    and a last line say so and how to read them."""
     if not tasks:
         return "No un-acked messages."
-    parts = [f"{len(tasks)} un-acked message{'s' if len(tasks) != 1 else ''}, newest first "
-             "(ack each with `message ack --task-id`):"]
+    n = len(tasks)
+    if more:
+        head = (f"{n} of {n + more} un-acked messages, newest first (ack each with `message ack --task-id`; "
+                f"{more} older wait — ack these, then poll again, or add `--limit N`):")
+    else:
+        head = f"{n} un-acked message{'s' if n != 1 else ''}, newest first (ack each with `message ack --task-id`):"
+    parts = [head]
     for t in tasks:
         parts.append(f"--- task {t['task_id']} from {t['sender_name']} ({t['sender_agent_id']}) at {t['created_at']}")
         parts.append(t["body"])
+    if more:
+        parts.append(f"--- {more} older un-acked message{'s' if more != 1 else ''} wait: ack the ones above, "
+                     "then run this poll again.")
     return "\n".join(parts)
 
 

@@ -177,27 +177,31 @@ class StandIn:
         argv = argv or ["--fleet-id", self.fleet_id, "message", "poll", "--agent-id", self.agent_id]
         if "--json" not in argv:
             argv = ["--json", *argv]
-        r = self.cafleet(*argv)
-        if r.returncode != 0:
-            self.say(f"  poll failed: {r.stderr.strip()}")
-            return
-        tasks = json.loads(r.stdout)
-        self.say(f"  polled {len(tasks)} task(s)")
-        for task in reversed(tasks):  # oldest first
-            self.cafleet("--fleet-id", self.fleet_id, "message", "ack", "--agent-id", self.agent_id,
-                         "--task-id", task["task_id"])
-            self.say(f"  acked {task['task_id']}: {task['body']!r}")
-            if task["body"].startswith("misbehave: "):
-                mode = task["body"][len("misbehave: "):]
-                if mode == "late-dialog":  # armed before it says so
-                    self.misbehave(mode)
-                self.send(f"done: {task['body']}")
-                if mode != "late-dialog":
-                    self.misbehave(mode)
-            elif "choose" in task["body"].lower():
-                self.send(f"chose: {self.choice_frame(task['body'])}")
-            else:
-                self.send(f"done: {task['body']}")
+        for _ in range(100):  # a page at a time, as a real agent reads: ack it, poll again while more wait
+            r = self.cafleet(*argv)
+            if r.returncode != 0:
+                self.say(f"  poll failed: {r.stderr.strip()}")
+                return
+            page = json.loads(r.stdout)
+            tasks = page["tasks"]
+            self.say(f"  polled {len(tasks)} task(s)")
+            for task in reversed(tasks):  # oldest first
+                self.cafleet("--fleet-id", self.fleet_id, "message", "ack", "--agent-id", self.agent_id,
+                             "--task-id", task["task_id"])
+                self.say(f"  acked {task['task_id']}: {task['body']!r}")
+                if task["body"].startswith("misbehave: "):
+                    mode = task["body"][len("misbehave: "):]
+                    if mode == "late-dialog":  # armed before it says so
+                        self.misbehave(mode)
+                    self.send(f"done: {task['body']}")
+                    if mode != "late-dialog":
+                        self.misbehave(mode)
+                elif "choose" in task["body"].lower():
+                    self.send(f"chose: {self.choice_frame(task['body'])}")
+                else:
+                    self.send(f"done: {task['body']}")
+            if not page["more"]:
+                return
 
     def choice_frame(self, question: str) -> str:
         """Draw a 4-option frame like Claude Code's AskUserQuestion (cursor on option 1, an

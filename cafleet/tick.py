@@ -25,7 +25,7 @@ def tick_prompt(fleet_id: str, director_id: str) -> str:
     return (
         "cafleet supervision tick: run the five-step tick of the cafleet-agent-team-monitoring skill now: "
         f"1) `{f} --json member list`; 2) `{f} --json message poll --agent-id {director_id}` and ack each task "
-        f"with `{f} message ack --agent-id {director_id} --task-id <task-id>`; 3) dispatch queued work with "
+        f"with `{f} message ack --agent-id {director_id} --task-id <task-id>` (poll again while it says older ones wait); 3) dispatch queued work with "
         f"`{f} message send --agent-id {director_id} --to <member-agent-id> --text \"...\"`; 4) for members with no "
         f"news, `{f} member capture --member-id <member-agent-id> --lines 200`; 5) escalate to the user what needs a decision."
     )

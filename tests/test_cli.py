@@ -282,7 +282,7 @@ def test_message_send_json(team):
 
 def test_message_send_self_is_delivered(team):
     t = send(team, "alice", "alice", "note to self")
-    assert [x["task_id"] for x in jrun("--fleet-id", team["fid"], "message", "poll", "--agent-id", team["alice"])] == [t]
+    assert [x["task_id"] for x in jrun("--fleet-id", team["fid"], "message", "poll", "--agent-id", team["alice"])["tasks"]] == [t]
 
 
 def test_message_broadcast(team, env):
@@ -309,7 +309,7 @@ def test_message_broadcast_alone():
 def test_poll_empty_inbox_is_one_short_line(team):
     r = run("--fleet-id", team["fid"], "message", "poll", "--agent-id", team["bob"])
     assert len(lines(r)) == 1 and 0 < len(r.stdout.strip()) <= 60 and r.stderr == ""
-    assert jrun("--fleet-id", team["fid"], "message", "poll", "--agent-id", team["bob"]) == []
+    assert jrun("--fleet-id", team["fid"], "message", "poll", "--agent-id", team["bob"]) == {"tasks": [], "more": 0}
 
 
 def test_poll_newest_first_with_full_bodies(team):
@@ -320,12 +320,12 @@ def test_poll_newest_first_with_full_bodies(team):
     assert out.index(t2) < out.index(t1)
     assert "first line\nsecond line" in out and "second message" in out
     assert "Alice" in out and team["alice"] in out
-    data = jrun("--fleet-id", team["fid"], "message", "poll", "--agent-id", team["bob"])
+    data = jrun("--fleet-id", team["fid"], "message", "poll", "--agent-id", team["bob"])["tasks"]
     assert [d["task_id"] for d in data] == [t2, t1]
     assert data[1]["body"] == "first line\nsecond line" and data[1]["sender_name"] == "Alice"
     assert data[0]["sender_agent_id"] == team["director"]
     limited = jrun("--fleet-id", team["fid"], "message", "poll", "--agent-id", team["bob"], "--limit", "1")
-    assert [d["task_id"] for d in limited] == [t2]
+    assert [d["task_id"] for d in limited["tasks"]] == [t2] and limited["more"] == 1
     run("--fleet-id", team["fid"], "message", "poll", "--agent-id", team["bob"], "--limit", "0", code=2)
 
 
@@ -333,7 +333,7 @@ def test_ack_multiple_task_ids(team, env):
     ids = [send(team, "alice", "bob", f"m{i}") for i in range(3)]
     r = run("--fleet-id", team["fid"], "message", "ack", "--agent-id", team["bob"], "--task-id", ids[0], "--task-id", ids[1])
     assert lines(r) == [f"acked {ids[0]}", f"acked {ids[1]}"]
-    assert [d["task_id"] for d in jrun("--fleet-id", team["fid"], "message", "poll", "--agent-id", team["bob"])] == [ids[2]]
+    assert [d["task_id"] for d in jrun("--fleet-id", team["fid"], "message", "poll", "--agent-id", team["bob"])["tasks"]] == [ids[2]]
     again = jrun("--fleet-id", team["fid"], "message", "ack", "--agent-id", team["bob"], "--task-id", ids[0], "--task-id", ids[2])
     assert again == [{"task_id": ids[0], "state": "completed", "already_acked": True},
                      {"task_id": ids[2], "state": "completed", "already_acked": False}]
@@ -386,7 +386,7 @@ def test_body_at_the_limit_is_accepted(team, env):
 def test_unicode_body_round_trips(team):
     body = "שלום 👩‍👩‍👧 e\u0301 \u202eevil\u202c\ttab\r\nCRLF \x1b[31mred\x1b[0m ⏎ \U0010ffff"
     t = send(team, "alice", "bob", body)
-    [d] = jrun("--fleet-id", team["fid"], "message", "poll", "--agent-id", team["bob"])
+    [d] = jrun("--fleet-id", team["fid"], "message", "poll", "--agent-id", team["bob"])["tasks"]
     assert d["task_id"] == t and d["body"] == body
     # text mode (CliRunner folds \r\n; ANSI escapes are covered in test_cli_subprocess.py)
     printable = "שלום 👩‍👩‍👧 e\u0301 \u202eevil\u202c\ttab\nnext ⏎ \U0010ffff"
@@ -570,7 +570,8 @@ def test_fleet_create_inside_tmux_records_the_calling_pane(tmux_server, monkeypa
     with Broker.open() as b:
         stored = b.get_agent(data["fleet_id"], data["director"]["agent_id"])["placement"]
     assert (stored["pane_id"], stored["tmux_socket"]) == (pane, sock)
-    # text mode: the Director line names its pane
+    # text mode: the Director line names its pane (one fleet per pane: the first goes first)
+    run("fleet", "delete", data["fleet_id"])
     out = lines(run("fleet", "create"))
     assert pane in out[3]
 
@@ -625,7 +626,7 @@ def test_send_pushes_into_a_live_pane_and_never_depends_on_it(tmux_server, env):
     assert note.startswith("no pane notified")
     stored = {row[0]: row for row in stored_tasks(env)}
     assert set(stored) == {untagged, task, t2, t3} and {row[4] for row in stored.values()} == {"input_required"}
-    polled = jrun("--fleet-id", fid, "message", "poll", "--agent-id", placed["agent_id"])
+    polled = jrun("--fleet-id", fid, "message", "poll", "--agent-id", placed["agent_id"])["tasks"]
     assert [p["body"] for p in polled] == ["again", "look here", "nope"]
 
 

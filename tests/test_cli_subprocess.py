@@ -99,7 +99,7 @@ def test_core_flow(cli, db_path):
 
     poll = cli(*F, "message", "poll", "--agent-id", bob).stdout
     assert poll.index(t2) < poll.index(t1) and "line 1\nline 2" in poll and "hello bob" in poll
-    data = json.loads(cli("--json", *F, "message", "poll", "--agent-id", bob).stdout)
+    data = json.loads(cli("--json", *F, "message", "poll", "--agent-id", bob).stdout)["tasks"]
     assert [d["task_id"] for d in data] == [t2, t1] and data[1]["sender_name"] == "Alice"
 
     acked = cli(*F, "message", "ack", "--agent-id", bob, "--task-id", t1, "--task-id", t2).stdout.splitlines()
@@ -148,12 +148,12 @@ def test_bodies_round_trip_through_argv_and_pipes(script):
     for body in bodies:
         ids.append(script("--fleet-id", fid, "message", "send", "--agent-id", director, "--to", a, "--text", body)
                    .stdout.splitlines()[0])
-    got = json.loads(script("--json", "--fleet-id", fid, "message", "poll", "--agent-id", a).stdout)
+    got = json.loads(script("--json", "--fleet-id", fid, "message", "poll", "--agent-id", a, "--limit", "1000").stdout)["tasks"]
     assert [g["task_id"] for g in got] == ids[::-1]
     assert [g["body"] for g in got] == bodies[::-1]
     # text mode shows printable bodies byte for byte (how it renders control characters is
     # left open: see the test below; --json above is the exact form)
-    raw_out = script("--fleet-id", fid, "message", "poll", "--agent-id", a, text=False).stdout
+    raw_out = script("--fleet-id", fid, "message", "poll", "--agent-id", a, "--limit", "1000", text=False).stdout
     printable = [b for b in bodies if not any(ord(c) < 32 and c not in "\n\t" or 0x7F <= ord(c) < 0xA0 for c in b)]
     assert len(printable) >= 10
     for body in printable:
@@ -168,7 +168,7 @@ def test_utf8_works_in_the_c_locale(script):
     body = "naïve 👋 שלום"
     script("--fleet-id", fid, "message", "send", "--agent-id", director, "--to", a, "--text", body, env=env)
     p = script("--json", "--fleet-id", fid, "message", "poll", "--agent-id", a, env=env, text=False)
-    assert json.loads(p.stdout.decode("utf-8"))[0]["body"] == body
+    assert json.loads(p.stdout.decode("utf-8"))["tasks"][0]["body"] == body
     p = script("--fleet-id", fid, "message", "poll", "--agent-id", a, env=env, text=False)
     assert body.encode("utf-8") in p.stdout
 

@@ -44,6 +44,8 @@ def test_canonical_forms_are_taken_and_others_declined():
         [f"--fleet-id={f}", "message", "poll", f"--agent-id={a}"],
         ["--fleet-id", f, "message", "ack", "--agent-id", a, "--task-id", t, "--task-id", t],
         ["--fleet-id", f, "message", "send", "--text", "--text", "--to", a, "--agent-id", a],
+        ["--fleet-id", f, "message", "poll", "--agent-id", a, "--json"],        # --json after the subcommand
+        ["--fleet-id", f, "message", "send", "--agent-id", a, "--to", a, "--text", "--json"],  # a body
     ]
     for argv in taken:
         assert fastpath._parse(argv) is not None, argv
@@ -59,6 +61,16 @@ def test_canonical_forms_are_taken_and_others_declined():
         ["--fleet-id", f, "message", "show", "--agent-id", a, "--task-id", t],  # not a hot command
         ["--fleet-id", f, "--fleet-id", f, "message", "poll", "--agent-id", a],
         ["--version"], [],
+        # issue 10: what click refuses or reads differently, the fast path leaves to click
+        ["--fleet-id", f, "message", "poll", "--agent-id", a, "--limit", "\u00b2"],
+        ["--fleet-id", f, "message", "poll", "--agent-id", a, "--limit", "1" + "0" * 23],
+        ["--fleet-id", f, "message", "poll", "--agent-id", a, "--limit", "1001"],
+        ["--fleet-id", f, "--", "message", "poll", "--agent-id", a],
+        ["--", "--fleet-id", f, "message", "poll", "--agent-id", a],
+        ["--fleet-id", f, "message", "--", "poll", "--agent-id", a],
+        ["--fleet-id", f, "message", "poll", "--agent-id", a, "--", "--limit", "1"],
+        ["message", "poll", "--agent-id", a, "--fleet-id", f],
+        ["--fleet-id", f, "message", "send", "--agent-id", a, "--to", a, "--text-file", "-"],
     ]
     for argv in declined:
         assert fastpath._parse(argv) is None, argv
@@ -90,6 +102,15 @@ def test_both_paths_print_the_same(fleet):
     _same(["--json", *base, "ack", "--agent-id", director, "--task-id", tasks[1]], env)
     _same(base + ["send", "--agent-id", director, "--to", member, "--text", "x" * 70000], env)
     _same(["--fleet-id", "3f2b8c1e-0000-4000-8000-000000000009", "message", "poll", "--agent-id", director], env)
+    # issue 10: --json after the subcommand, bad limits, `--`, a page that says more wait
+    _same(base + ["poll", "--agent-id", member, "--json"], env)
+    _same(base + ["poll", "--agent-id", member, "--json", "--limit", "1"], env)
+    _same(base + ["poll", "--agent-id", member, "--limit", "1"], env)
+    for limit in ("\u00b2", "1" + "0" * 23, "1001", "0"):
+        r = _same(base + ["poll", "--agent-id", member, "--limit", limit], env)
+        assert r.returncode == 2 and "Traceback" not in r.stderr
+    r = _same(["--fleet-id", fid, "--", "message", "poll", "--agent-id", member], env)
+    assert r.returncode == 2 and "`--`" in r.stderr
 
 
 def test_hot_commands_do_not_import_click(fleet):

@@ -557,7 +557,7 @@ def test_tmux_server_killed(tfleet):
                  ["member", "send-input", "--member-id", m1, "--choice", "1"]):
         assert_error(tfleet.cafleet(*F, *args, code=None), "dead or gone")
     # stored all the same
-    polled = json.loads(tfleet.cafleet("--json", *F, "message", "poll", "--agent-id", m1).stdout)
+    polled = json.loads(tfleet.cafleet("--json", *F, "message", "poll", "--agent-id", m1).stdout)["tasks"]
     assert [t["body"] for t in polled] == ["anyone?", "still there?"]
     # clean-up works with the server gone: graceful delete of a gone pane, then --force
     assert "already gone" in tfleet.cafleet(*F, "member", "delete", "--member-id", m1).stdout

@@ -244,6 +244,8 @@ RAW_TMUX = [
     ("echo ${X:-$(tmux kill-server)}", "kill-server"),
     ("echo $(($(tmux kill-server)+1))", "kill-server"),
     ("cat <<< \"$(tmux capture-pane -p)\"", "capture-pane"),
+    ("sh -e -c 'tmux kill-server'", "kill-server"),
+    ("/usr/*/tmux kill-server", "kill-server"),
 ]
 
 
@@ -304,6 +306,92 @@ ALLOWED = [
 
 @pytest.mark.parametrize("command", ALLOWED)
 def test_harmless_commands_are_silent(denv, command):
+    assert run_hook("PreToolUse", bash(command), denv) == (0, None, "")
+
+
+# ------------------------------------------------------------------ PreToolUse: the bypass list (issue 10)
+
+# Each of these ran on bash 5.2 and got past the hook before issue 10. `{f}`, `{d}`, `{m}`: the fleet,
+# Director and member ids; the last column is a piece of the deny reason.
+BYPASSES = [
+    # a line continuation inside the command word (the cheap pre-check did not see it)
+    ("tm\\\nux kill-server", "`kill-server`"),
+    ("caf\\\nleet --fleet-id {f} -- message poll --agent-id {d}", "`--` before the subcommand"),
+    ('caf\\\nleet --fleet-id "$F" member list', "--fleet-id $F"),
+    # ANSI-C quoting
+    ("$'\\x74mux' kill-server", "`kill-server`"),
+    ("$'tm\\165x' kill-pane -t %2", "`kill-pane`"),
+    ("$'\\u0074mux' send-keys -t %2 y Enter", "`send-keys`"),
+    # a shell given options before (or after) -c
+    ("bash --norc -c 'tmux kill-server'", "`kill-server`"),
+    ("bash -o errexit -c 'tmux kill-server'", "`kill-server`"),
+    ("bash -c -- 'tmux kill-server'", "`kill-server`"),
+    ("bash --rcfile /dev/null -ec 'tmux kill-server'", "`kill-server`"),
+    # env -S in its attached and long forms
+    ("env -S'tmux kill-server'", "`kill-server`"),
+    ("env --split-string='tmux kill-server'", "`kill-server`"),
+    ("env -iS'tmux kill-server'", "`kill-server`"),
+    # a shell reading its commands from stdin or a file
+    ("sh <<< 'tmux kill-server'", "`kill-server`"),
+    ("bash <<'EOF'\ntmux kill-server\nEOF", "`kill-server`"),
+    ("bash <<-EOF\n\ttmux kill-server\n\tEOF", "`kill-server`"),
+    ("echo 'tmux kill-server' | sh", "`kill-server`"),
+    ("printf '\\x74mux kill-server' | bash", "`kill-server`"),
+    ("echo -e 'tm\\x75x kill-server' | bash -s", "`kill-server`"),
+    ("cat <<EOF | sh\ntmux kill-server\nEOF", "`kill-server`"),
+    ("bash <(echo tmux kill-server)", "`kill-server`"),
+    ("source <(echo tmux kill-server)", "`kill-server`"),
+    (". <(echo tmux kill-server)", "`kill-server`"),
+    ("bash < <(echo tmux kill-server)", "`kill-server`"),
+    ("bash /dev/stdin <<< 'tmux kill-server'", "`kill-server`"),
+    # globs and brace expansion in the command word
+    ("/usr/bin/tmu[x] kill-server", "`kill-server`"),
+    ("/usr/bin/tmu? kill-server", "`kill-server`"),
+    ("{tmux,kill-server}", "`kill-server`"),
+    ("{,tmux} kill-server", "`kill-server`"),
+    ("{t,}mux kill-server", "raw tmux"),
+    ("b?sh -c 'tmux kill-server'", "`kill-server`"),
+    # tmux formats run shell commands, even in the read-only queries
+    ("tmux display -p '#(tmux send-keys -t %1 x Enter)'", "`display-message #(…)`"),
+    ("tmux list-panes -F '#(touch /tmp/cafleet-pwned)'", "`list-panes #(…)`"),
+    ("tmux display-message -p '#{E:@evil}'", "`display-message #(…)`"),
+    ('tmux display -p "$FMT"', "`display-message #(…)`"),
+    # `--` before the subcommand's own arguments: click drops it and keeps parsing
+    ("cafleet --fleet-id {f} -- message send --agent-id {m} --to {d} --text hi --agent-id {d}",
+     "`--` before the subcommand"),
+    ("cafleet -- --fleet-id $F member list", "--fleet-id $F"),
+    ("cafleet --fleet-id {f} -- member create --name x --description y -- go", "`--` before the subcommand"),
+    ("cafleet -- fleet delete {f}", "`--` before the subcommand"),
+    ("cafleet --fleet-id {f} member -- list", "`--` before the subcommand"),
+]
+
+
+@pytest.mark.parametrize("command,shown", BYPASSES)
+def test_bypasses_are_denied(fleet, denv, command, shown):
+    command = command.replace("{f}", fleet.fleet_id).replace("{d}", fleet.director).replace("{m}", fleet.member)
+    rc, out, err = run_hook("PreToolUse", bash(command), denv)
+    assert rc == 0 and err == ""
+    assert shown in reason(out)
+
+
+BYPASS_LOOKALIKES = [
+    "ls *.py",
+    "bash script.sh",
+    "bash -n script.sh",
+    "echo 'tmux kill-server' | grep tmux",
+    "cat <<EOF | grep bash\ntmux send-keys\nEOF",
+    "printf 'a\\tb\\n' | sort",
+    "echo {a,b}.txt",
+    "git log --format='%h %s' | head",
+    "tmux display-message -p '#{pane_id} #{session_name}'",
+    "cafleet --fleet-id 3f2b8c1e-0000-4000-8000-000000000001 member create --name a --description b -- -- go",
+]
+
+
+@pytest.mark.parametrize("command", BYPASS_LOOKALIKES)
+def test_bypass_lookalikes_stay_silent(fleet, denv, command):
+    """What the bypass rules must not catch (the last is another fleet's `member create`, with
+    `--` where it belongs: before the prompt)."""
     assert run_hook("PreToolUse", bash(command), denv) == (0, None, "")
 
 
@@ -678,8 +766,26 @@ def test_hook_module_imports_only_the_stdlib_and_the_broker(fleet, denv):
     proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(ROOT), json.dumps(bash("tmux kill-server"))],
                           env=denv, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == ["cafleet", "cafleet.broker", "cafleet.errors",
-                                                               "cafleet.hooks"]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [
+        "cafleet", "cafleet.bashcheck", "cafleet.broker", "cafleet.dbfile", "cafleet.errors", "cafleet.hooks",
+        "cafleet.shellcommands", "cafleet.shellwords"]
+
+
+@pytest.mark.parametrize("command", ["ls *.py | grep -v x", "cafleet --fleet-id {f} message poll --agent-id {d}",
+                                     "printf 'a\\tb\\n'", "tmux display-message -p '#{pane_id}'"])
+def test_nothing_to_deny_never_imports_json_or_re(fleet, denv, command):
+    """The common Director Bash call (a glob, a literal poll, an escape, a read-only tmux query)
+    is lexed without importing `json` (which imports `re`): the cheap path of a tick."""
+    command = command.replace("{f}", fleet.fleet_id).replace("{d}", fleet.director)
+    code = (
+        "import sys, io; sys.path.insert(0, sys.argv[1]);"
+        "sys.stdin = io.TextIOWrapper(io.BytesIO(sys.argv[2].encode()));"
+        "from cafleet import hooks; rc = hooks.main(['PreToolUse']);"
+        "print(rc, 'json' in sys.modules, 're' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(ROOT), json.dumps(bash(command))],
+                          env=denv, capture_output=True, text=True)
+    assert proc.stdout.split() == ["0", "False", "False"], (proc.stdout, proc.stderr)
 
 
 def test_unicode_names_survive_any_locale(fleet):
@@ -731,12 +837,38 @@ def test_member_runs_its_own_cafleet_commands(fleet, menv):
 @pytest.mark.parametrize("command", [
     "npm test", "touch /tmp/x", "echo hi > notes.txt", "git push", "git commit -am wip", "rm -rf build",
     "find . -name '*.pyc' -delete", "sed -i s/a/b/ f.py", "ls && npm test", "cat $HOME/.ssh/id_rsa",
+    "git -c core.fsmonitor='touch /tmp/x' status", "git -C /tmp/other status",
 ])
 def test_member_is_routed_to_its_director_for_anything_else(fleet, menv, command):
     text = reason(run_hook("PreToolUse", bash(command), menv)[1])
     f, m, d = fleet.fleet_id, fleet.member, fleet.director
     assert f"cafleet --fleet-id {f} message send --agent-id {m} --to {d} --text" in text
     assert "member exec" in text
+
+
+# Each of these ran for a claude member without routing before issue 10, and writes or executes.
+ROUTING_HOLES = [
+    "sed -n '1e touch /tmp/pwned' f", "sed -n '1w /tmp/out' f", "sed -n 's/a/b/w /tmp/out' f", "sed -n 's/a/b/pe' f",
+    "sort -o OUT f", "sort --out=OUT f", "sort --compress-program=sh f", "uniq IN OUT", "tree -o OUT",
+    "rg --pre sh TODO", "find . -fprint0 OUT", "git log --output=PATH", "git grep -O'touch /tmp/x' TODO",
+    "git grep --open-files-in-pager='touch /tmp/x' TODO", "GIT_EXTERNAL_DIFF='touch /tmp/x #' git diff",
+    "X='touch /tmp/x' git --config-env=core.fsmonitor=X status", "git --no-pager --config-env=core.fsmonitor=X status",
+    "LESSOPEN='|touch /tmp/x %s' less f", "date -s 2020-01-01", "date --set=2020-01-01", "PATH=/tmp ls",
+    "LD_PRELOAD=/tmp/x.so ls", "env LD_PRELOAD=/tmp/x.so ls", "less f",
+]
+
+
+@pytest.mark.parametrize("command", ROUTING_HOLES)
+def test_member_routing_holes_are_routed(fleet, menv, command):
+    assert "needs your Director" in reason(run_hook("PreToolUse", bash(command), menv)[1])
+
+
+@pytest.mark.parametrize("command", [
+    "sort -t, -k2 f", "uniq -c f", "date -Iseconds", "sed -n '/start/,/end/p' f", "sed 's/a/b/g' f",
+    "git log --oneline -n 5", "git --no-pager log -p", "git grep -n TODO", "tree -L 2", "git show HEAD:README.md",
+])
+def test_member_read_only_options_stay_read_only(fleet, menv, command):
+    assert run_hook("PreToolUse", bash(command), menv)[1] is None
 
 
 def test_member_may_not_run_the_directors_commands(fleet, menv):

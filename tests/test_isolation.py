@@ -214,7 +214,7 @@ def test_only_recipient_acks_only_sender_cancels_only_parties_show(fleets, db_pa
     # a poll shows only one's own inbox
     import json
 
-    polled = json.loads(invoke("--json", *F, "message", "poll", "--agent-id", A["m2"]).stdout)
+    polled = json.loads(invoke("--json", *F, "message", "poll", "--agent-id", A["m2"]).stdout)["tasks"]
     assert [t["task_id"] for t in polled] == [A["t_mm"]]
     # the rightful parties succeed
     assert invoke(*F, "message", "show", "--agent-id", A["m1"], "--task-id", A["t_mm"]).exit_code == 0
@@ -369,7 +369,7 @@ def _mode(path) -> int:
 
 @pytest.mark.parametrize("umask", [0o000, 0o022, 0o077])
 def test_first_cli_command_creates_0700_dir_and_0600_file(tmp_path, umask):
-    db = tmp_path / "fresh" / "nested" / "cafleet.db"
+    db = tmp_path / "fresh" / "cafleet.db"  # $CAFLEET_DB: only the last directory is created (issue 10)
     env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
     env["CAFLEET_DB"] = str(db)
     p = subprocess.run([sys.executable, "-m", "cafleet", "fleet", "create"], env=env, capture_output=True,

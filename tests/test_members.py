@@ -261,6 +261,7 @@ def test_fleet_create_records_the_directors_pane(rig):
     assert placement["window_id"] == rig.window
     assert placement["pane_id"] == pane
     assert rig.agent(rig.director_id)["placement"]["pane_id"] == pane
+    rig.cli("fleet", "delete", data["fleet_id"])  # one fleet per pane (issue 10)
     text = rig.cli("fleet", "create").stdout.splitlines()
     assert UUID_RE.match(text[0]) and UUID_RE.match(text[1])
     assert f"pane {pane} (session fleet, window {rig.window})" in "\n".join(text[2:])
@@ -432,7 +433,7 @@ def test_dead_pane_is_listed_dead_and_messages_still_arrive(one):
                     "--text", "are you there?").stdout.splitlines()
     assert UUID_RE.match(out[0])
     assert out[1].startswith("no pane notified")
-    polled = json.loads(fleet.cli(*fleet.f, "--json", "message", "poll", "--agent-id", member_id).stdout)
+    polled = json.loads(fleet.cli(*fleet.f, "--json", "message", "poll", "--agent-id", member_id).stdout)["tasks"]
     assert [(t["task_id"], t["body"]) for t in polled] == [(out[0], "are you there?")]
     # pane commands refuse a dead pane (exit 1), without a traceback
     fleet.cli(*fleet.f, "member", "capture", "--member-id", member_id, code=1)
@@ -639,7 +640,8 @@ def test_fleet_delete_refuses_live_members_then_force(one):
 def test_member_commands_with_another_fleets_member_are_not_found(one):
     fleet, member_id = one
     mine = fleet.fleet_id
-    other = json.loads(fleet.cli("--json", "fleet", "create", "--name", "other").stdout)["fleet_id"]
+    other = json.loads(fleet.cli("--json", "fleet", "create", "--name", "other",
+                                 env=fleet.base_env).stdout)["fleet_id"]  # outside tmux: one fleet per pane
     mark, dmark = fleet.mark(), fleet.mark(fleet.director_log)
     o = ["--fleet-id", other]
     for args in (["capture", "--member-id", member_id],

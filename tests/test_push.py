@@ -148,7 +148,7 @@ def test_self_send_and_no_pane_recipient_skip_the_push(fleet):
     plain = fleet.cli(*fleet.f, "agent", "register", "--name", "Plain", "--description", "no pane").stdout.strip()
     task2, pushed2 = _send(fleet, plain, "for the record")
     assert pushed2 == "no pane notified (recipient has no pane)"
-    polled = json.loads(fleet.cli(*fleet.f, "--json", "message", "poll", "--agent-id", plain).stdout)
+    polled = json.loads(fleet.cli(*fleet.f, "--json", "message", "poll", "--agent-id", plain).stdout)["tasks"]
     assert [(t["task_id"], t["body"]) for t in polled] == [(task2, "for the record")]
     # nothing reached the Director's pane from the self-send: the next thing it gets is this
     sentinel = json.loads(fleet.cli(*fleet.f, "--json", "message", "send", "--agent-id", plain, "--to",

@@ -284,7 +284,7 @@ def test_cli_processes_send_while_the_cli_polls_and_acks(db_path):
         if p.returncode != 0 or p.stderr:
             problems.append(("poll", p.returncode, p.stderr))
             continue
-        tasks = json.loads(p.stdout)
+        tasks = json.loads(p.stdout)["tasks"]
         if not tasks:
             if done:
                 break

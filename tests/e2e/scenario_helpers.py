@@ -121,9 +121,9 @@ def parse_poll(text: str) -> list[Task]:
     """Tasks of ``message poll`` output (text or ``--json``), in the printed order (newest
     first)."""
     s = text.strip()
-    if s.startswith("["):
+    if s.startswith("{"):  # --json: {"tasks": [...], "more": N}
         return [Task(t["task_id"], t["sender_name"], t["sender_agent_id"], t["body"])
-                for t in json.loads(s)]
+                for t in json.loads(s)["tasks"]]
     heads = list(_POLL_HEAD.finditer(text))
     out = []
     for i, m in enumerate(heads):

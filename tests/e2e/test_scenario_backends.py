@@ -124,7 +124,7 @@ def test_codex_and_opencode_members_start_with_the_backend_argv(backend_bins, e2
                       "--text", "start on the parser", pane=director).stdout.splitlines()
         assert out[1] == ("no pane notified (held: the pane shows a dialog ('Press enter to continue'); its "
                           "Enter would pick an option; delivered by a later cafleet call)"), out
-        assert [t["body"] for t in cafleet_json(e2e_env, "message", "poll", "--agent-id", M, fleet_id=F)] == [
+        assert [t["body"] for t in cafleet_json(e2e_env, "message", "poll", "--agent-id", M, fleet_id=F)["tasks"]] == [
             "start on the parser"]
         time.sleep(1.0)  # what a typed Enter would have changed by now (the browser sign-in screen)
         after = e2e_tmux.capture(pane)
