@@ -80,13 +80,13 @@ def deliver_held(broker, fleet_id: str, recipient_id: str | None = None) -> list
             continue
         if not broker.claim_held(t["task_id"]):
             continue  # another call took it, or it was acked meanwhile
-        # the placement may have changed (a draft recorded) since the rows were read
-        t["recipient"] = broker.get_agent(fleet_id, rid)
+        try:  # the placement may have changed (a draft recorded) since the rows were read
+            t["recipient"] = broker.get_agent(fleet_id, rid)
+        except CafleetError:
+            continue  # deregistered meanwhile
+        # held again if the gate still holds it; refused (the pane is gone, exited or not the
+        # agent's) drops it from delivery -- the task itself stays in the recipient's inbox
         result = push_preview(t, broker)
-        if not result["notified"] and not result["held"]:
-            if result["pane_id"] is not None and "gone" not in (result["reason"] or "") \
-                    and "exited" not in (result["reason"] or ""):
-                broker.hold(t["task_id"], result["reason"] or "not typed")
         if not result["notified"]:
             blocked.add(rid)  # keep the order: nothing newer goes in before it
         out.append({"task_id": t["task_id"], "recipient_agent_id": rid, "notified": result["notified"],
