@@ -453,13 +453,26 @@ def member_list(agent_id: str | None) -> None:
 @member.command("capture")
 @click.option("--member-id", type=UUID, required=True)
 @click.option("--lines", type=click.IntRange(1, 10000), default=30, show_default=True)
-def member_capture(member_id: str, lines: int) -> None:
-    """The last N lines of the member's pane."""
+@click.option("--changed", is_flag=True,
+              help="Compact view (blank runs, long rules and padding squeezed), and of it only what "
+                   "changed since your last capture of this member; one line if nothing did.")
+def member_capture(member_id: str, lines: int, changed: bool) -> None:
+    """The last N lines of the member's pane (wrapped lines joined). With --changed: only
+    what changed since the last look, in a compact view (the cheap form for a supervision tick)."""
     state = _state()
-    from cafleet import members
+    from cafleet import looks, members
 
-    r = members.capture(state.fleet_broker("member capture"), state.fleet_id, member_id, lines)
-    _emit(r, r["content"])
+    r = members.capture(state.fleet_broker("member capture"), state.fleet_id, member_id, lines, changed=changed)
+    if not changed:
+        _emit(r, r["content"])
+    elif r["unchanged"]:
+        _emit(r, f"(unchanged since your last look {looks.age(r['previous_look_age_s'])} ago: "
+                 f"{r['view_lines']} lines)")
+    elif r["previous_look_at"] is None:
+        _emit(r, r["content"])
+    else:
+        _emit(r, f"(changed since your last look {looks.age(r['previous_look_age_s'])} ago; "
+                 f"⋯ marks unchanged lines)\n{r['content']}")
 
 
 @member.command("send-input")

@@ -307,15 +307,37 @@ def list_members(broker: Broker, fleet_id: str, director_id: str | None = None) 
     return rows
 
 
-def capture(broker: Broker, fleet_id: str, member_id: str, lines: int = 30) -> dict:
-    """The last `lines` lines of the member's pane:
-    `{member_agent_id, pane_id, lines, content}`."""
-    from cafleet import tmux
+CHANGED_EXTRA_ROWS = 200
+"""Rows captured beyond `lines` for a compact view, so blank padding (a Claude Code screen
+is mostly blank rows) does not crowd out the `lines` lines with content."""
+
+
+def capture(broker: Broker, fleet_id: str, member_id: str, lines: int = 30, *, changed: bool = False) -> dict:
+    """Look at the member's pane; every call records the look (`cafleet.looks`).
+
+    Plain: the last `lines` lines of the pane, wrapped lines joined:
+    `{member_agent_id, pane_id, lines, content}`.
+    `changed`: the compact view's last `lines` lines, of which only what changed since the
+    previous look at this member (`looks.changes`); adds `previous_look_at` (ISO time or
+    None) and `unchanged` (bool; `content` is then ""). Raises `NotFound`, `Conflict` (no
+    live pane), `TmuxError`."""
+    from cafleet import looks, tmux
 
     m = _member(broker, fleet_id, member_id)
     socket, pane_id = _live_pane(m)
+    if not changed:
+        content = tmux.capture(socket, pane_id, lines)
+        looks.record_look(broker.path, member_id, looks.compact(content))
+        return {"member_agent_id": member_id, "pane_id": pane_id, "lines": lines, "content": content}
+    view = looks.compact(tmux.capture(socket, pane_id, lines + CHANGED_EXTRA_ROWS), lines)
+    previous = looks.last_look(broker.path, member_id)
+    shown = looks.changes(previous["lines"] if previous else None, view)
+    looks.record_look(broker.path, member_id, view)
     return {"member_agent_id": member_id, "pane_id": pane_id, "lines": lines,
-            "content": tmux.capture(socket, pane_id, lines)}
+            "content": "\n".join(shown or []), "unchanged": shown is None,
+            "previous_look_at": looks.iso(previous["at"]) if previous else None,
+            "previous_look_age_s": int(time.time() - previous["at"]) if previous else None,
+            "view_lines": len(view)}
 
 
 CHOICE_TO_TEXT_DELAY = 0.3
@@ -411,6 +433,9 @@ def delete(broker: Broker, fleet_id: str, member_id: str, *, force: bool = False
             how = "killed"
     broker.deregister_agent(fleet_id, member_id)
     _rebalance(placement)
+    from cafleet import looks
+
+    looks.forget(broker.path, member_id)
     return {"agent_id": member_id, "pane_id": pane_id, "how": how}
 
 
