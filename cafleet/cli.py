@@ -434,19 +434,22 @@ def member_create(name, description, coding_agent, model, prompt_file, agent_id,
 @member.command("list")
 @click.option("--agent-id", type=UUID, help="Only members spawned by this Director.")
 def member_list(agent_id: str | None) -> None:
-    """Every member: id, name, backend, pane, pane status (alive/dead/pending), unread,
-    last_seen, created_at."""
+    """Every member, one short line each: id, name, backend, pane status, then ages and
+    counts: SEEN (its last cafleet call), REPORTED (its last message to its Director),
+    TO_YOU (those messages the Director has not acked), UNREAD (messages to it not acked).
+    --json adds pane_id, the times as UTC ISO strings, and created_at."""
     state = _state()
     from cafleet import members
 
     rows = members.list_members(state.fleet_broker("member list"), state.fleet_id, agent_id)
     data = [{"agent_id": r["agent_id"], "name": r["name"], "coding_agent": r["coding_agent"],
              "pane_id": (r["placement"] or {}).get("pane_id"), "pane_status": r["pane_status"],
-             "unread": r["unread"], "last_seen": r["last_seen"], "created_at": r["created_at"]} for r in rows]
+             "unread": r["unread"], "last_seen": r["last_seen"], "last_report_at": r["last_report_at"],
+             "unacked_reports": r["unacked_reports"], "created_at": r["created_at"]} for r in rows]
     _emit(data, lambda: _table(
-        [[d["agent_id"], d["name"], d["coding_agent"], d["pane_id"] or "-", d["pane_status"], d["unread"],
-          d["last_seen"] or "-", d["created_at"]] for d in data],
-        ["AGENT_ID", "NAME", "BACKEND", "PANE", "STATUS", "UNREAD", "LAST_SEEN", "CREATED_AT"]) if data
+        [[d["agent_id"], d["name"], d["coding_agent"], d["pane_status"], render.age_of(d["last_seen"]),
+          render.age_of(d["last_report_at"]), d["unacked_reports"], d["unread"]] for d in data],
+        ["AGENT_ID", "NAME", "BACKEND", "STATUS", "SEEN", "REPORTED", "TO_YOU", "UNREAD"]) if data
         else "No members.")
 
 
@@ -460,18 +463,18 @@ def member_capture(member_id: str, lines: int, changed: bool) -> None:
     """The last N lines of the member's pane (wrapped lines joined). With --changed: only
     what changed since the last look, in a compact view (the cheap form for a supervision tick)."""
     state = _state()
-    from cafleet import looks, members
+    from cafleet import members
 
     r = members.capture(state.fleet_broker("member capture"), state.fleet_id, member_id, lines, changed=changed)
     if not changed:
         _emit(r, r["content"])
     elif r["unchanged"]:
-        _emit(r, f"(unchanged since your last look {looks.age(r['previous_look_age_s'])} ago: "
+        _emit(r, f"(unchanged since your last look {render.age(r['previous_look_age_s'])} ago: "
                  f"{r['view_lines']} lines)")
     elif r["previous_look_at"] is None:
         _emit(r, r["content"])
     else:
-        _emit(r, f"(changed since your last look {looks.age(r['previous_look_age_s'])} ago; "
+        _emit(r, f"(changed since your last look {render.age(r['previous_look_age_s'])} ago; "
                  f"⋯ marks unchanged lines)\n{r['content']}")
 
 
@@ -580,7 +583,7 @@ def message_poll(agent_id: str, limit: int | None) -> None:
     state = _state()
     tasks = state.fleet_broker("message poll").poll(state.fleet_id, agent_id, limit)
 
-    _emit([render.task_json(t) for t in tasks], lambda: render.poll_text(tasks))
+    _emit([render.poll_json(t) for t in tasks], lambda: render.poll_text(tasks))
 
 
 @message.command("ack")

@@ -89,7 +89,7 @@ def run(argv: list[str]) -> int | None:
             if command == "poll":
                 limit = int(opts["--limit"][0]) if "--limit" in opts else None
                 tasks = broker.poll(fleet_id, agent, limit)
-                _out(as_json, [render.task_json(t) for t in tasks], lambda: render.poll_text(tasks))
+                _out(as_json, [render.poll_json(t) for t in tasks], lambda: render.poll_text(tasks))
             elif command == "ack":
                 results = broker.ack(fleet_id, agent, opts["--task-id"])
                 _out(as_json, results, lambda: render.ack_text(results))

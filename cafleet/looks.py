@@ -155,17 +155,3 @@ def forget(db_path: str, agent_id: str) -> None:
 def iso(epoch: float) -> str:
     """`epoch` seconds as the broker writes times: `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC)."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + ".%03dZ" % int((epoch % 1) * 1000)
-
-
-def age(seconds: float | None) -> str:
-    """A short age: `45s`, `3m`, `2h`, `4d`; `-` for None. Rounded down."""
-    if seconds is None:
-        return "-"
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        return f"{s // 3600}h"
-    return f"{s // 86400}d"

@@ -82,10 +82,6 @@ def test_last_look_store_roundtrip_and_faults(tmp_path):
     assert not path.exists()
 
 
-def test_age():
-    assert [looks.age(s) for s in (None, -3, 0, 59.9, 60, 3599, 3600, 86400 * 2)] == \
-        ["-", "0s", "0s", "59s", "1m", "59m", "1h", "2d"]
-
 
 # ------------------------------------------------------------------------ member capture, real tmux
 

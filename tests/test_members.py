@@ -313,13 +313,13 @@ def test_member_create_with_a_prompt_after_dashes(fleet):
     assert [r["agent_id"] for r in rows] == [member_id]
     row = rows[0]
     assert set(row) == {"agent_id", "name", "coding_agent", "pane_id", "pane_status", "unread",
-                        "last_seen", "created_at"}
+                        "last_seen", "last_report_at", "unacked_reports", "created_at"}
     assert (row["name"], row["coding_agent"], row["pane_id"], row["pane_status"], row["unread"]) == (
         "Alice", "claude", placement["pane_id"], "alive", 1)
     assert row["last_seen"] and row["last_seen"] >= row["created_at"]
     text = fleet.cli(*fleet.f, "member", "list").stdout.splitlines()
-    assert text[0].split() == ["AGENT_ID", "NAME", "BACKEND", "PANE", "STATUS", "UNREAD", "LAST_SEEN", "CREATED_AT"]
-    assert text[1].split()[:6] == [member_id, "Alice", "claude", placement["pane_id"], "alive", "1"]
+    assert text[0].split() == ["AGENT_ID", "NAME", "BACKEND", "STATUS", "SEEN", "REPORTED", "TO_YOU", "UNREAD"]
+    assert text[1].split()[:4] == [member_id, "Alice", "claude", "alive"] and text[1].split()[-1] == "1"
 
 
 def test_member_create_with_an_absolute_prompt_file_and_json(fleet, tmp_path):
