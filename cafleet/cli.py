@@ -497,15 +497,26 @@ def member_send_input(member_id: str, choice: int | None, freetext: str | None) 
 
 @member.command("exec")
 @click.option("--member-id", type=UUID, required=True)
+@click.option("--wait", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="How long to wait for the command to finish (default 90; 0: do not wait).")
 @click.argument("command")
-def member_exec(member_id: str, command: str) -> None:
-    """Type `! COMMAND` + Enter into the member's pane (the coding agent's shell shortcut).
-    Follow it with `member ping` so the member reads the result."""
+def member_exec(member_id: str, wait: float | None, command: str) -> None:
+    """Type `! COMMAND` + Enter into the member's pane (the coding agent's shell shortcut)
+    and wait until it has finished (exit 2 if it still runs after --wait seconds). Follow
+    it with `member ping` so the member reads the result."""
     state = _state()
-    from cafleet import members
+    from cafleet import execwait, members
 
-    r = members.exec_command(state.fleet_broker("member exec"), state.fleet_id, member_id, command)
-    _emit(r, f"typed {r['sent']!r} into pane {r['pane_id']}")
+    r = members.exec_command(state.fleet_broker("member exec"), state.fleet_id, member_id, command,
+                             wait=execwait.DEFAULT_WAIT if wait is None else wait)
+    text = f"typed {r['sent']!r} into pane {r['pane_id']}"
+    if r.get("pane_gone"):
+        text += "; the pane is gone now (see member list)"
+    elif r.get("dialog"):
+        text += f"; finished after {r['waited_s']:g} s, and the pane now shows a dialog ({r['dialog']!r})"
+    elif "waited_s" in r:
+        text += f"; finished after {r['waited_s']:g} s"
+    _emit(r, text)
 
 
 @member.command("ping")

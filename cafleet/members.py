@@ -366,9 +366,13 @@ def send_input(broker: Broker, fleet_id: str, member_id: str, *, choice: int | N
     return {"member_agent_id": member_id, "pane_id": pane_id, "sent": sent}
 
 
-def exec_command(broker: Broker, fleet_id: str, member_id: str, command: str) -> dict:
-    """Type `! COMMAND` + Enter into the member's pane (claude's and codex's shell shortcut).
-    Raises `UsageError` for an empty command, a newline or a control character."""
+def exec_command(broker: Broker, fleet_id: str, member_id: str, command: str, *, wait: float = 0.0) -> dict:
+    """Type `! COMMAND` + Enter into the member's pane (claude's and codex's shell shortcut),
+    then, if `wait` > 0, wait up to `wait` seconds for the command to finish
+    (`cafleet.execwait`). Returns `{member_agent_id, pane_id, sent}` plus, when waiting,
+    `waited_s`, `dialog` (what the pane shows now, or None) and `pane_gone`.
+    Raises `UsageError` for an empty command, a newline or a control character, and
+    `Timeout` (exit 2) when the command is still running after `wait` seconds."""
     from cafleet import tmux
 
     keystrokes.validate_exec_command(command)
@@ -377,7 +381,30 @@ def exec_command(broker: Broker, fleet_id: str, member_id: str, command: str) ->
     _no_dialog(m, socket, pane_id, "`member exec`")
     sent = "! " + command
     tmux.type_line(socket, pane_id, sent)
-    return {"member_agent_id": member_id, "pane_id": pane_id, "sent": sent}
+    out = {"member_agent_id": member_id, "pane_id": pane_id, "sent": sent}
+    if wait > 0:
+        out.update(_wait_exec(m, socket, pane_id, sent, wait))
+    return out
+
+
+def _wait_exec(m: dict, socket: str, pane_id: str, sent: str, wait: float) -> dict:
+    from cafleet import execwait, tmux
+    from cafleet.tmux import TargetGone
+
+    def read() -> str | None:
+        try:
+            return tmux.screen(socket, pane_id)
+        except TargetGone:
+            return None
+
+    r = execwait.wait_finished(read, wait, dialog=keystrokes.open_dialog)
+    if not r["finished"]:
+        raise Timeout(
+            f"typed {sent!r} into member {m['agent_id']}'s pane {pane_id}; it is still running after "
+            f"{wait:g} s. Do not ping yet: the ping would be typed into its output. Check on a later tick "
+            "(member list, member capture) and ping once the member is idle."
+        )
+    return {"waited_s": r["waited_s"], "dialog": r["dialog"], "pane_gone": r["pane_gone"]}
 
 
 def ping(broker: Broker, fleet_id: str, member_id: str) -> dict:
