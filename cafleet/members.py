@@ -51,6 +51,10 @@ def identity_prompt(fleet_id: str, agent_id: str, director_id: str, name: str, d
     ])
 
 
+PROMPT_HEADING = "\n\nFrom the Director (your role and background; tasks come by message):\n"
+"""Put between the identity part and the Director's own prompt text (`member create -- PROMPT`)."""
+
+
 # ---------------------------------------------------------------- helpers
 
 
@@ -196,7 +200,7 @@ def create(
                                            director_id=director["agent_id"], name=name, db_path=broker.path)
         text = identity_prompt(fleet_id, m["agent_id"], director["agent_id"], name, description)
         if prompt and prompt.strip():
-            text += "\n\nYour task from the Director:\n" + prompt
+            text += PROMPT_HEADING + prompt
         argv = backend.spawn_argv(prompt=text, model=model, name=name, identity=identity)
         # A new pane's environment is the tmux server's plus what we pass: give the member
         # the caller's PATH so it finds the same `cafleet` (and backend) the Director uses.

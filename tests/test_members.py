@@ -299,7 +299,7 @@ def test_member_create_with_a_prompt_after_dashes(fleet):
     assert "--name=Alice" in argv and any(a.startswith("--settings=") for a in argv)
     prompt = argv[argv.index("--") + 1]
     assert prompt == members.identity_prompt(fleet.fleet_id, member_id, fleet.director_id, "Alice",
-                                             "picks colours") + "\n\nYour task from the Director:\nPaint it blue."
+                                             "picks colours") + members.PROMPT_HEADING + "Paint it blue."
     env = _environ(pid)
     assert env["CAFLEET_FLEET_ID"] == fleet.fleet_id
     assert env["CAFLEET_AGENT_ID"] == member_id
@@ -335,7 +335,7 @@ def test_member_create_with_an_absolute_prompt_file_and_json(fleet, tmp_path):
     assert p["pane_id"] in fleet.panes()
     fleet.wait_ready(data["agent_id"])
     argv = _cmdline(fleet.pane_pid(p["pane_id"]))
-    assert argv[argv.index("--") + 1].endswith("Your task from the Director:\nLine one.\nLine two: ünïcødé ✓\n")
+    assert argv[argv.index("--") + 1].endswith(members.PROMPT_HEADING + "Line one.\nLine two: ünïcødé ✓\n")
 
 
 @pytest.mark.parametrize("how", ["relative", "both", "missing"])
@@ -828,7 +828,7 @@ def test_the_prompt_reaches_the_backend_verbatim(fleet, prompt):
     # the stand-in is `exec`ed by the `claude` script: wait until the pane's pid is python
     wait_for(lambda: "cafleet.standin" in _cmdline(fleet.pane_pid(pane)), "the stand-in to start")
     argv = _cmdline(fleet.pane_pid(pane))
-    assert argv[argv.index("--") + 1].endswith("Your task from the Director:\n" + prompt)
+    assert argv[argv.index("--") + 1].endswith(members.PROMPT_HEADING + prompt)
     assert argv[-1].endswith(prompt)
 
 
