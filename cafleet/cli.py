@@ -308,6 +308,10 @@ def fleet_delete(fleet_id: str, force: bool) -> None:
         killed = members.clear_panes_for_fleet_delete(broker, fleet_id, force=force)
     result = broker.delete_fleet(fleet_id)
     result["killed_panes"] = killed
+    from cafleet import looks
+
+    for agent_id in result["deregistered"]:
+        looks.forget(broker.path, agent_id)  # the last looks at its members' screens
     text = (f"fleet {fleet_id} was already deleted" if result["already_deleted"]
             else f"fleet {fleet_id} deleted; {len(result['deregistered'])} agent(s) deregistered"
             + (f"; killed panes {' '.join(killed)}" if killed else ""))

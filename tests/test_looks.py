@@ -123,3 +123,13 @@ def test_capture_changed_shows_only_news_and_forgets_on_delete(one):
     assert store.exists()
     fleet.cli(*fleet.f, "member", "delete", "--member-id", member_id, "--force")
     assert not store.exists()
+
+
+def test_fleet_delete_forgets_the_looks_at_its_members(one):
+    fleet, member_id = one
+    fleet.cli(*fleet.f, "member", "capture", "--member-id", member_id, "--changed")
+    store = Path(looks.store_dir(str(fleet.db))) / member_id
+    assert store.exists()
+    fleet.cli("fleet", "delete", fleet.fleet_id, "--force")
+    assert not store.exists()
+
