@@ -27,7 +27,7 @@ import time
 
 from cafleet.errors import CafleetError, Conflict, DatabaseError, Forbidden, NotFound, UsageError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MAX_BODY_BYTES = 64 * 1024
 """Largest message body, in bytes of UTF-8. A larger one is refused before anything is stored."""
 MAX_NAME_CHARS = 200
@@ -176,6 +176,24 @@ _MIGRATIONS = {
     # stranger's pane; a pane whose pid differs is not the agent's.
     2: """
     ALTER TABLE placements ADD COLUMN pane_pid INTEGER;
+    """,
+    # 3: the keystroke gate (cafleet/gate.py). Placements: the foreground program recorded
+    # for a pane cafleet did not start (the Director's), a withheld draft to take back, the
+    # last screen hash and when it changed (member "quiet" time), and the exit of the agent
+    # (status, time, last screen, kept until `member delete`). Tasks: a preview that could
+    # not be typed is held with its reason and delivered by a later cafleet call.
+    3: """
+    ALTER TABLE placements ADD COLUMN agent_command TEXT;
+    ALTER TABLE placements ADD COLUMN draft_chars INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE placements ADD COLUMN draft_mark TEXT;
+    ALTER TABLE placements ADD COLUMN screen_hash TEXT;
+    ALTER TABLE placements ADD COLUMN screen_changed_at TEXT;
+    ALTER TABLE placements ADD COLUMN exited_at TEXT;
+    ALTER TABLE placements ADD COLUMN exit_status INTEGER;
+    ALTER TABLE placements ADD COLUMN last_screen TEXT;
+    ALTER TABLE tasks ADD COLUMN held_reason TEXT;
+    ALTER TABLE tasks ADD COLUMN held_at TEXT;
+    CREATE INDEX tasks_held ON tasks (fleet_id, recipient_agent_id, seq) WHERE held_reason IS NOT NULL;
     """,
 }
 assert max(_MIGRATIONS) == SCHEMA_VERSION
@@ -398,7 +416,7 @@ class Broker:
     def _insert_placement(self, c, agent_id, fleet_id, placement, coding_agent, ts) -> None:
         c.execute(
             "INSERT OR REPLACE INTO placements (agent_id, fleet_id, tmux_socket, session_name, window_id,"
-            " pane_id, pane_pid, coding_agent, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            " pane_id, pane_pid, coding_agent, created_at, agent_command) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (
                 agent_id,
                 fleet_id,
@@ -409,6 +427,7 @@ class Broker:
                 placement.get("pane_pid"),
                 coding_agent,
                 ts,
+                placement.get("agent_command"),
             ),
         )
 
@@ -461,7 +480,9 @@ class Broker:
         " a.status, a.created_at, a.last_seen, a.deregistered_at,"
         " p.agent_id AS p_agent, p.tmux_socket AS p_tmux_socket, p.session_name AS p_session_name,"
         " p.window_id AS p_window_id, p.pane_id AS p_pane_id, p.pane_pid AS p_pane_pid,"
-        " p.coding_agent AS p_coding_agent"
+        " p.coding_agent AS p_coding_agent, p.agent_command AS p_agent_command, p.draft_chars AS p_draft_chars,"
+        " p.draft_mark AS p_draft_mark, p.screen_hash AS p_screen_hash, p.screen_changed_at AS p_screen_changed_at,"
+        " p.exited_at AS p_exited_at, p.exit_status AS p_exit_status, p.last_screen AS p_last_screen"
         " FROM agents a LEFT JOIN placements p ON p.agent_id = a.agent_id"
     )
 
@@ -568,6 +589,89 @@ class Broker:
             self.get_agent(fleet_id, agent_id)
             self._insert_placement(c, agent_id, fleet_id, placement, coding_agent, now())
 
+    def set_draft(self, agent_id: str, chars: int, mark: str | None) -> None:
+        """Record (or clear, `chars` 0) text typed into the agent's pane whose Enter the gate
+        withheld: how many characters, and its first characters to recognise it on screen."""
+        with self._write() as c:
+            c.execute("UPDATE placements SET draft_chars = ?, draft_mark = ? WHERE agent_id = ?", (chars, mark, agent_id))
+
+    def note_screen(self, agent_id: str, screen_hash: str) -> str | None:
+        """Record the hash of the agent's visible screen; returns when the screen last changed
+        (a `now()` string) -- None the first time a screen is seen (quiet time unknown)."""
+        with self._write() as c:
+            row = c.execute("SELECT screen_hash, screen_changed_at FROM placements WHERE agent_id = ?",
+                            (agent_id,)).fetchone()
+            if row is None:
+                return None
+            if row[0] == screen_hash:
+                return row[1]
+            c.execute("UPDATE placements SET screen_hash = ?, screen_changed_at = ? WHERE agent_id = ?",
+                      (screen_hash, now(), agent_id))
+            return None if row[0] is None else now()
+
+    def expect_exit(self, agent_id: str, expected: bool = True) -> None:
+        """Before a graceful `member delete`: the coming exit is asked for, so no exit notice
+        (`mark_exited` then returns False). `expected=False` undoes it (the agent stayed)."""
+        with self._write() as c:
+            if expected:
+                c.execute("UPDATE placements SET exited_at = ? WHERE agent_id = ? AND exited_at IS NULL", (now(), agent_id))
+            else:
+                c.execute("UPDATE placements SET exited_at = NULL WHERE agent_id = ? AND exit_status IS NULL"
+                          " AND last_screen IS NULL", (agent_id,))
+
+    def mark_exited(self, agent_id: str, status: int | None, last_screen: str) -> bool:
+        """Record that the agent in the placement's pane exited; True the first time only."""
+        with self._write() as c:
+            cur = c.execute("UPDATE placements SET exited_at = ?, exit_status = ?, last_screen = ?"
+                            " WHERE agent_id = ? AND exited_at IS NULL", (now(), status, last_screen, agent_id))
+            return cur.rowcount == 1
+
+    # -- held previews -------------------------------------------------------
+
+    def hold(self, task_id: str, reason: str) -> None:
+        """Mark a task's preview held (not typed) with `reason`; a later call delivers it."""
+        with self._write() as c:
+            c.execute("UPDATE tasks SET held_reason = ?, held_at = ? WHERE task_id = ? AND state = 'input_required'",
+                      (reason, now(), task_id))
+
+    def has_held(self, fleet_id: str) -> bool:
+        """True when some un-acked task of the fleet has a held preview (one indexed lookup)."""
+        return self.conn.execute(
+            "SELECT 1 FROM tasks WHERE fleet_id = ? AND held_reason IS NOT NULL LIMIT 1", (fleet_id,)
+        ).fetchone() is not None
+
+    def held_tasks(self, fleet_id: str, recipient_id: str | None = None) -> list[dict]:
+        """Tasks with a held preview, oldest first, each with `held_reason`, `held_at` and
+        `recipient` (the agent row). An acked or canceled task is never held (both clear it)."""
+        sql = self._TASK_SELECT.replace(" FROM tasks t", ", t.held_at FROM tasks t") + \
+            " WHERE t.fleet_id = ? AND t.held_reason IS NOT NULL"
+        params: tuple = (fleet_id,)
+        if recipient_id is not None:
+            sql += " AND t.recipient_agent_id = ?"
+            params += (recipient_id,)
+        tasks = self._rows(sql + " ORDER BY t.seq", params)
+        agents = {}
+        for t in tasks:
+            rid = t["recipient_agent_id"]
+            if rid not in agents:
+                rows = self._agents("a.agent_id = ?", (rid,))
+                agents[rid] = rows[0] if rows else None
+            t["recipient"] = agents[rid]
+        return tasks
+
+    def claim_held(self, task_id: str) -> bool:
+        """Take a held preview for delivery: clears the hold if it is still held and un-acked.
+        True for exactly one caller, so two cafleet calls never type the same preview."""
+        with self._write() as c:
+            return c.execute("UPDATE tasks SET held_reason = NULL WHERE task_id = ? AND held_reason IS NOT NULL"
+                             " AND state = 'input_required'", (task_id,)).rowcount == 1
+
+    def held_counts(self, fleet_id: str) -> dict[str, int]:
+        """{recipient agent_id: number of held previews} for the fleet's un-acked tasks."""
+        return dict(self.conn.execute(
+            "SELECT recipient_agent_id, COUNT(*) FROM tasks WHERE fleet_id = ? AND held_reason IS NOT NULL"
+            " AND state = 'input_required' GROUP BY recipient_agent_id", (fleet_id,)).fetchall())
+
     def find_agent_by_pane(self, tmux_socket: str, pane_id: str, accept=None) -> dict | None:
         """The active agent placed in this pane of this tmux server, with `fleet` info, or None.
         `accept(placement) -> bool`, when given, skips placements the caller knows are stale
@@ -627,7 +731,7 @@ class Broker:
 
     _TASK_SELECT = (
         "SELECT t.task_id, t.fleet_id, t.sender_agent_id, s.name AS sender_name, t.recipient_agent_id,"
-        " r.name AS recipient_name, t.body, t.state, t.broadcast_id, t.created_at, t.updated_at"
+        " r.name AS recipient_name, t.body, t.state, t.broadcast_id, t.created_at, t.updated_at, t.held_reason"
         " FROM tasks t JOIN agents s ON s.agent_id = t.sender_agent_id"
         " JOIN agents r ON r.agent_id = t.recipient_agent_id"
     )
@@ -722,7 +826,8 @@ class Broker:
                     raise Conflict(f"task {task_id} was canceled by its sender; there is nothing to ack")
                 already = task["state"] == "completed"
                 if not already:
-                    c.execute("UPDATE tasks SET state = 'completed', updated_at = ? WHERE task_id = ?", (ts, task_id))
+                    c.execute("UPDATE tasks SET state = 'completed', updated_at = ?, held_reason = NULL WHERE task_id = ?",
+                              (ts, task_id))
                 results.append({"task_id": task_id, "state": "completed", "already_acked": already})
             self._seen(c, agent_id, ts)
         return results
@@ -739,7 +844,8 @@ class Broker:
                 raise Conflict(f"task {task_id} was already acked by its recipient; it can no longer be canceled")
             ts = now()
             if task["state"] != "canceled":
-                c.execute("UPDATE tasks SET state = 'canceled', updated_at = ? WHERE task_id = ?", (ts, task_id))
+                c.execute("UPDATE tasks SET state = 'canceled', updated_at = ?, held_reason = NULL WHERE task_id = ?",
+                          (ts, task_id))
             self._seen(c, agent_id, ts)
             return self._task(task_id)
 

@@ -248,12 +248,16 @@ def fleet_create(name: str | None, coding_agent: str) -> None:
     if os.environ.get("TMUX") and os.environ.get("TMUX_PANE"):
         from cafleet import tmux
 
-        from cafleet.members import placement_of
+        from cafleet.members import director_placement
 
         pane = tmux.current_pane()
         if pane is not None:
-            placement = placement_of(pane)
+            placement = director_placement(pane)
     f = _state().broker().create_fleet(name, coding_agent, placement)
+    if placement is not None:
+        from cafleet.members import tag_director_pane
+
+        tag_director_pane(placement, f["director"]["agent_id"])
     if placement is None:
         click.echo("Warning: not inside tmux ($TMUX_PANE unset): the Director has no pane, so it "
                    "cannot spawn members. Run this inside tmux to place it.", err=True)
@@ -438,23 +442,36 @@ def member_create(name, description, coding_agent, model, prompt_file, agent_id,
 @member.command("list")
 @click.option("--agent-id", type=UUID, help="Only members spawned by this Director.")
 def member_list(agent_id: str | None) -> None:
-    """Every member, one short line each: id, name, backend, pane status, then ages and
-    counts: SEEN (its last cafleet call), REPORTED (its last message to its Director),
-    TO_YOU (those messages the Director has not acked), UNREAD (messages to it not acked).
-    --json adds pane_id, the times as UTC ISO strings, and created_at."""
+    """Every member, one short line each: id, name, backend, STATE (working/idle/dialog/
+    exited/shell, from its screen), QUIET (how long its screen has been unchanged), SEEN (its
+    last cafleet call), REPORTED (its last message to its Director), TO_YOU (those messages
+    the Director has not acked), UNREAD (messages to it not acked), HELD (previews not typed
+    yet); an exited member's status and last line below. --json adds pane_id, pane_status,
+    the times as UTC ISO strings, and created_at. Delivers held previews that can go in now."""
     state = _state()
     from cafleet import members
 
     rows = members.list_members(state.fleet_broker("member list"), state.fleet_id, agent_id)
     data = [{"agent_id": r["agent_id"], "name": r["name"], "coding_agent": r["coding_agent"],
              "pane_id": (r["placement"] or {}).get("pane_id"), "pane_status": r["pane_status"],
-             "unread": r["unread"], "last_seen": r["last_seen"], "last_report_at": r["last_report_at"],
-             "unacked_reports": r["unacked_reports"], "created_at": r["created_at"]} for r in rows]
+             "state": r["state"], "quiet_s": r["quiet_s"], "unread": r["unread"], "held": r["held"],
+             "exit_status": r["exit_status"], "last_line": r["last_line"], "last_seen": r["last_seen"],
+             "last_report_at": r["last_report_at"], "unacked_reports": r["unacked_reports"],
+             "created_at": r["created_at"]} for r in rows]
     _emit(data, lambda: _table(
-        [[d["agent_id"], d["name"], d["coding_agent"], d["pane_status"], render.age_of(d["last_seen"]),
-          render.age_of(d["last_report_at"]), d["unacked_reports"], d["unread"]] for d in data],
-        ["AGENT_ID", "NAME", "BACKEND", "STATUS", "SEEN", "REPORTED", "TO_YOU", "UNREAD"]) if data
+        [[d["agent_id"], d["name"], d["coding_agent"], _state_text(d), render.age(d["quiet_s"]),
+          render.age_of(d["last_seen"]), render.age_of(d["last_report_at"]), d["unacked_reports"], d["unread"],
+          d["held"]] for d in data],
+        ["AGENT_ID", "NAME", "BACKEND", "STATE", "QUIET", "SEEN", "REPORTED", "TO_YOU", "UNREAD", "HELD"])
+        + "".join(f"\n{d['name']} exited: {d['last_line']}" for d in data
+                  if d["state"] == "exited" and d["last_line"]) if data
         else "No members.")
+
+
+def _state_text(d: dict) -> str:
+    if d["state"] == "exited" and d["exit_status"] is not None:
+        return f"exited({d['exit_status']})"
+    return d["state"] or ("pending" if d["pane_status"] == "pending" else "-")
 
 
 @member.command("capture")
@@ -534,6 +551,18 @@ def member_ping(member_id: str) -> None:
     _emit(r, f"typed {r['sent']!r} into pane {r['pane_id']}")
 
 
+@member.command("exited", hidden=True)
+@click.option("--member-id", type=UUID, required=True)
+def member_exited(member_id: str) -> None:
+    """Run by tmux's pane-died hook on a member's pane: record the exit and send the
+    Director a notice (once)."""
+    state = _state()
+    from cafleet import delivery
+
+    task = delivery.member_exited(state.fleet_broker("member exited"), state.fleet_id, member_id)
+    _emit({"task_id": task and task["task_id"]}, task["task_id"] if task else "nothing to report")
+
+
 @member.command("delete")
 @click.option("--member-id", type=UUID, required=True)
 @click.option("--force", is_flag=True, help="Kill the pane instead of asking the agent to exit.")
@@ -560,9 +589,11 @@ def message() -> None:
 
 
 def _push(task: dict) -> dict:
-    from cafleet import members
+    from cafleet import delivery
 
-    return members.push_preview(task)
+    broker = _state().broker()
+    delivery.deliver_quietly(broker, task["fleet_id"], task["recipient_agent_id"])  # older held ones first
+    return delivery.push_preview(task, broker)
 
 
 @message.command("send")
@@ -596,7 +627,12 @@ def message_broadcast(agent_id: str, text: str) -> None:
 def message_poll(agent_id: str, limit: int | None) -> None:
     """Un-acked tasks addressed to the agent, newest first, with full bodies."""
     state = _state()
-    tasks = state.fleet_broker("message poll").poll(state.fleet_id, agent_id, limit)
+    broker = state.fleet_broker("message poll")
+    tasks = broker.poll(state.fleet_id, agent_id, limit)
+    if broker.has_held(state.fleet_id):
+        from cafleet import delivery
+
+        delivery.deliver_quietly(broker, state.fleet_id)
 
     _emit([render.poll_json(t) for t in tasks], lambda: render.poll_text(tasks))
 
@@ -628,8 +664,8 @@ def message_show(agent_id: str, task_id: str) -> None:
     """One task, for its sender or recipient."""
     state = _state()
     t = state.fleet_broker("message show").show_task(state.fleet_id, agent_id, task_id)
-    _emit(render.task_json(t), lambda: "\n".join([
-        f"task {t['task_id']} ({t['state']})",
+    _emit({**render.task_json(t), "held_reason": t["held_reason"]}, lambda: "\n".join([
+        f"task {t['task_id']} ({t['state']})" + (f"; preview held: {t['held_reason']}" if t["held_reason"] else ""),
         f"from {t['sender_name']} ({t['sender_agent_id']}) to {t['recipient_name']} ({t['recipient_agent_id']})",
         f"created {t['created_at']}, updated {t['updated_at']}", "", t["body"]]))
 

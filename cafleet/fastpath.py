@@ -90,14 +90,20 @@ def run(argv: list[str]) -> int | None:
                 limit = int(opts["--limit"][0]) if "--limit" in opts else None
                 tasks = broker.poll(fleet_id, agent, limit)
                 _out(as_json, [render.poll_json(t) for t in tasks], lambda: render.poll_text(tasks))
+                if broker.has_held(fleet_id):  # one indexed lookup; tmux code only when something is held
+                    from cafleet import delivery
+
+                    delivery.deliver_quietly(broker, fleet_id)
             elif command == "ack":
                 results = broker.ack(fleet_id, agent, opts["--task-id"])
                 _out(as_json, results, lambda: render.ack_text(results))
             else:
                 task = broker.send(fleet_id, agent, opts["--to"][0], opts["--text"][0])
-                from cafleet import members
+                from cafleet import delivery
 
-                push = members.push_preview(task)
+                if broker.has_held(fleet_id):
+                    delivery.deliver_quietly(broker, fleet_id, task["recipient_agent_id"])
+                push = delivery.push_preview(task, broker)
                 _out(as_json, {**render.task_json(task), "push": push}, lambda: render.send_text(task, push))
     except CafleetError as e:
         render.echo_error(e.message, e.code, as_json)

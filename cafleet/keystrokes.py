@@ -19,7 +19,6 @@ Nothing here touches tmux, the DB or the environment.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 
 from cafleet.errors import UsageError
@@ -213,54 +212,5 @@ def escape_trailing_semicolon(text: str) -> str:
 
 # ----------------------------------------------------------------------------- dialogs
 
-DIALOG_SCAN_ROWS = 15
-"""How many non-blank rows at the bottom of the visible screen `open_dialog` looks at."""
-
-_DIALOG_MARKERS = (
-    # Claude Code 2.1.330 (seen in tests/e2e): a permission prompt ("Do you want to
-    # proceed?" … "Esc to cancel") and an AskUserQuestion frame ("4. Type something." …).
-    "Do you want to proceed?",
-    "Type something.",
-    "Esc to cancel",
-    "Enter to select",
-    # codex 0.169.0 (tests/screens/): its sign-in screen ("Press enter to continue").
-    "Press enter to continue",
-)
-_KEY_HINT = re.compile(r"\benter\b.*\besc\b|\besc\b.*\benter\b", re.IGNORECASE)
-"""A footer naming both keys of a choice list: Claude Code's "Enter to select · … · Esc to
-cancel", codex 0.169.0's trust-folder "enter continue · esc back"."""
-_OPTION_CURSOR = re.compile(r"^\s*[❯›▶>]\s*\d+\.\s")
-"""A selection cursor on a numbered option: `❯ 1. Yes` (Claude Code), `› 1. Trust and
-continue` and `> 1. Sign in with ChatGPT` (codex 0.169.0): a choice list has focus."""
-
-
-def open_dialog(screen: str) -> str | None:
-    """The dialog a pane's visible screen shows, or None.
-
-    Typing into a pane that shows a choice dialog is not inert: the text is dropped and the
-    Enter picks the focused option (a permission prompt's "1. Yes", codex's "1. Trust and
-    continue"). Callers that type a line + Enter (message previews, `member ping`, `member
-    exec`) check this first.
-
-    A live dialog is recognised by its structure, not by a phrase alone (a message body or
-    an agent's output may quote one): among the last `DIALOG_SCAN_ROWS` non-blank rows of
-    the visible screen (no history) there is a selection cursor on a numbered option
-    (`❯ 1. Yes`) and, on another row, a dialog marker (`Esc to cancel`, `Do you want to
-    proceed?`, `Type something.`, `Enter to select`, `Press enter to continue`) or a key
-    footer naming both Enter and Esc. Returns the marker found (for a footer: its text, at
-    most 80 characters). Tuned to Claude Code 2.1.330 and codex 0.169.0's start screens; the
-    stand-in agent draws its choice frame the same way. opencode's dialogs are not known.
-    """
-    rows = [r for r in screen.splitlines() if r.strip()][-DIALOG_SCAN_ROWS:]
-    cursors = {i for i, r in enumerate(rows) if _OPTION_CURSOR.match(r)}
-    if not cursors:
-        return None
-    for i, row in enumerate(rows):
-        if i in cursors:
-            continue
-        for marker in _DIALOG_MARKERS:
-            if marker in row:
-                return marker
-        if _KEY_HINT.search(row):
-            return row.strip()[:80]
-    return None
+# Dialog detection moved to `cafleet.screens` (what a screen shows); kept importable here.
+from cafleet.screens import DIALOG_SCAN_ROWS, open_dialog  # noqa: E402,F401

@@ -112,37 +112,66 @@ def placement_of(pane) -> dict:
             "pane_id": pane.pane_id, "pane_pid": tmux.pane_pid(pane.socket_path, pane.pane_id)}
 
 
-def _live_pane(m: dict) -> tuple[str, str]:
-    """(socket, pane_id) of a member whose pane is alive, else `Conflict`."""
-    socket, pane_id = _pane(m)
-    if pane_state(m["placement"]) != "alive":
-        raise Conflict(f"member {m['agent_id']}'s pane {pane_id} is dead or gone; "
-                       "see `member list`, and `member delete --force` to clean it up")
-    return socket, pane_id
+def _through_gate(m: dict, text: str, what: str, kind: str = "line", broker: Broker | None = None) -> dict:
+    """Type `text` + Enter into member `m`'s pane through the gate; `Conflict` (exit 1,
+    nothing submitted) when the gate does not allow it, saying what the pane shows."""
+    from cafleet import gate
 
-
-def dialog_on(socket: str, pane_id: str) -> str | None:
-    """The dialog the pane's visible screen shows (see `keystrokes.open_dialog`), or None."""
-    from cafleet import tmux
-
-    return keystrokes.open_dialog(tmux.screen(socket, pane_id))
-
-
-def _no_dialog(m: dict, socket: str, pane_id: str, what: str) -> None:
-    """`Conflict` if the pane shows a dialog: a typed line + Enter would answer it."""
-    marker = dialog_on(socket, pane_id)
-    if marker:
-        raise Conflict(
-            f"member {m['agent_id']}'s pane {pane_id} shows a dialog ({marker!r}); {what} would type into it "
-            "and its Enter would pick an option. Look with `member capture`, get the user's answer, "
-            "and answer it with `member send-input` first."
-        )
+    target = gate.Target.of(m)
+    if target is None:
+        raise Conflict(f"member {m['agent_id']} has no pane yet (pending)")
+    d = gate.type_line(target, text, kind, broker=broker)
+    if not d.allowed:
+        hint = ""
+        if d.state == "dialog":
+            hint = (" Look with `member capture`, get the user's answer, and answer it with "
+                    "`member send-input` first (a permission prompt is the user's to answer in the pane).")
+        raise Conflict(f"{what} not sent to member {m['agent_id']}: {d.reason}.{hint}")
+    return {"member_agent_id": m["agent_id"], "pane_id": target.pane_id, "sent": text}
 
 
 def pane_status(m: dict) -> str:
     """`alive`, `dead` or `pending` for an agent row (a pane that is gone counts as dead)."""
     state = pane_state(m["placement"])
     return "dead" if state == "gone" else state
+
+
+TAG_KEEP = 8
+"""A Director's pane may hold several fleets' Directors (one `fleet create` each); its tag
+keeps the last this many agent ids."""
+
+
+def director_placement(pane) -> dict:
+    """The placement of a Director in `pane` (a `tmux.PaneRef`) at `fleet create`: with
+    `agent_command`, the pane's foreground program when it is an agent -- not a shell, and not
+    this very process (run from a shell, cafleet itself is the foreground job) -- else None."""
+    import os
+
+    from cafleet import gate, screens, tmux
+
+    placement = placement_of(pane)
+    view = tmux.pane_view(pane.socket_path, pane.pane_id)
+    command = None
+    if view is not None and not screens.is_shell(view.current_command):
+        fg = gate.foreground_pgid(view.pid)
+        if view.current_command in AGENT_COMMANDS or (fg is not None and fg != os.getpgrp()):
+            command = view.current_command or None
+    placement["agent_command"] = command
+    return placement
+
+
+AGENT_COMMANDS = frozenset({"claude", "codex", "opencode", "node"})
+"""Foreground process names of the coding agents (``#{pane_current_command}``): Claude Code
+2.1.332 and opencode 1.18.33 name themselves; codex 0.171.0 runs under its node launcher."""
+
+
+def tag_director_pane(placement: dict, director_id: str) -> None:
+    """Add `director_id` to the pane's cafleet tag (`tmux.TAG_OPTION`), keeping `TAG_KEEP`."""
+    from cafleet import tmux
+
+    view = tmux.pane_view(placement["tmux_socket"], placement["pane_id"])
+    ids = [i for i in (view.tag.split() if view else []) if i != director_id][-(TAG_KEEP - 1):]
+    tmux.set_pane_tag(placement["tmux_socket"], placement["pane_id"], " ".join([*ids, director_id]))
 
 
 def _rebalance(placement: dict | None) -> None:
@@ -208,11 +237,17 @@ def create(
         director_pane = tmux.PaneRef(socket_path=dp["tmux_socket"], session_name=dp["session_name"],
                                      window_id=dp["window_id"], pane_id=dp["pane_id"])
         pane = tmux.split_window(director_pane, argv, env, os.getcwd(), keep_on_exit=True)
+        tmux.set_pane_tag(pane.socket_path, pane.pane_id, m["agent_id"])
         placement = placement_of(pane)
         # recorded before the start check: the member's own SessionStart hook looks itself up
         # by pane within milliseconds; a failed check rolls the row back all the same
         broker.set_placement(fleet_id, m["agent_id"], placement, coding_agent)
         _check_started(placement, backend.binary)
+        tmux.set_exit_hook(pane.socket_path, pane.pane_id, exit_hook_command(broker.path, fleet_id, m["agent_id"]))
+        if pane_state(placement) != "alive":  # it died before the hook was set: report it now
+            from cafleet import delivery
+
+            delivery.member_exited(broker, fleet_id, m["agent_id"])
         _rebalance(dp)
         return broker.get_agent(fleet_id, m["agent_id"])
     except BaseException as failure:
@@ -257,11 +292,22 @@ SPAWN_GRACE = 0.5
 backend that rejects its argv or cannot start exits well within this."""
 
 
+def exit_hook_command(db_path: str, fleet_id: str, member_id: str) -> str:
+    """The shell command tmux's ``pane-died`` hook runs for a member's pane: this same
+    Python (`sys.executable`) running ``cafleet --fleet-id F member exited --member-id M``
+    with ``CAFLEET_DB`` set to this broker's file; output discarded."""
+    import shlex
+    import sys
+
+    argv = [sys.executable, "-m", "cafleet", "--fleet-id", fleet_id, "member", "exited", "--member-id", member_id]
+    return f"CAFLEET_DB={shlex.quote(db_path)} {shlex.join(argv)} >/dev/null 2>&1"
+
+
 def _check_started(placement: dict, binary: str) -> None:
     """Raise `CafleetError` (with the process's last output) if the member's process exits
     within `SPAWN_GRACE`. The pane was split with remain-on-exit on, so that output can be
-    read; once the process has lasted, the pane gets tmux's default back (it closes when its
-    process ends)."""
+    read; it stays on afterwards (`tmux.set_exit_hook`): a member's pane is kept, dead, with
+    its last screen when its agent exits, until `member delete`."""
     from cafleet import tmux
 
     socket, pane_id = placement["tmux_socket"], placement["pane_id"]
@@ -283,7 +329,6 @@ def _check_started(placement: dict, binary: str) -> None:
                       f"moments when it exits within milliseconds); run `{binary}` in a shell to see why.")
         raise CafleetError(f"`{binary}` exited{status} right after it started, so the member was not "
                            f"created. {detail}")
-    tmux.set_remain_on_exit(socket, pane_id, False)
 
 
 def _dead_status(socket: str, pane_id: str, patience: float = 0.2) -> str:
@@ -304,11 +349,59 @@ def _dead_status(socket: str, pane_id: str, patience: float = 0.2) -> str:
 
 
 def list_members(broker: Broker, fleet_id: str, director_id: str | None = None) -> list[dict]:
-    """`Broker.list_members` rows plus `pane_status` (alive/dead/pending)."""
+    """`Broker.list_members` rows plus `pane_status` (alive/dead/pending), `state`
+    (`screens.STATES`, None while pending or when the pane is gone), `quiet_s` (whole seconds
+    the visible screen has been unchanged, None when unknown: first look, or no screen),
+    `held` (held previews addressed to it), `exit_status` and `last_line` (of an exited agent).
+    Delivers held previews first (`delivery.deliver_held`)."""
+    from cafleet import delivery
+
+    delivery.deliver_quietly(broker, fleet_id)
     rows = broker.list_members(fleet_id, director_id)
+    held = broker.held_counts(fleet_id)
     for r in rows:
-        r["pane_status"] = pane_status(r)
+        r.update(_look(broker, r))
+        r["pane_status"] = pane_status(r) if r["state"] is None else ("dead" if r["state"] == "exited" else "alive")
+        r["held"] = held.get(r["agent_id"], 0)
     return rows
+
+
+def _look(broker: Broker, m: dict) -> dict:
+    """`state`, `quiet_s`, `exit_status`, `last_line` of one member, from one look at its pane."""
+    import hashlib
+
+    from cafleet import delivery, gate, screens
+
+    p = m["placement"] or {}
+    out = {"state": None, "quiet_s": None, "exit_status": p.get("exit_status"), "last_line": None}
+    if p.get("exited_at"):
+        out["last_line"] = delivery.last_lines(p.get("last_screen") or "", 1) or None
+    target = gate.Target.of(m)
+    if target is None:
+        return out
+    try:
+        facts = gate.observe(target)
+    except CafleetError:
+        return out
+    if facts is None or gate.identity(target, facts):
+        return out
+    away = None if facts.dead else gate.program(target, facts)
+    out["state"] = "exited" if facts.dead else ("shell" if away else screens.classify(facts.screen))
+    if facts.dead:
+        if out["exit_status"] is None:
+            out["exit_status"] = facts.dead_status
+        out["last_line"] = out["last_line"] or delivery.last_lines(facts.screen, 1) or None
+    changed = broker.note_screen(m["agent_id"], hashlib.sha256(facts.screen.encode()).hexdigest())
+    if changed is not None:
+        out["quiet_s"] = max(0, int(_seconds_since(changed)))
+    return out
+
+
+def _seconds_since(ts: str) -> float:
+    import calendar
+
+    t = calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) + float("0" + ts[19:23])
+    return time.time() - t
 
 
 CHANGED_EXTRA_ROWS = 200
@@ -317,35 +410,49 @@ is mostly blank rows) does not crowd out the `lines` lines with content."""
 
 
 def capture(broker: Broker, fleet_id: str, member_id: str, lines: int = 30, *, changed: bool = False) -> dict:
-    """Look at the member's pane; every call records the look (`cafleet.looks`).
+    """Look at the member's pane; every call records the look (`cafleet.looks`). An exited
+    member's pane is kept until `member delete`: its last screen is shown under a line
+    saying it exited.
 
     Plain: the last `lines` lines of the pane, wrapped lines joined:
     `{member_agent_id, pane_id, lines, content}`.
     `changed`: the compact view's last `lines` lines, of which only what changed since the
     previous look at this member (`looks.changes`); adds `previous_look_at` (ISO time or
-    None) and `unchanged` (bool; `content` is then ""). Raises `NotFound`, `Conflict` (no
-    live pane), `TmuxError`."""
+    None), `previous_look_age_s`, `view_lines` and `unchanged` (bool; `content` is then "").
+    Raises `NotFound`, `Conflict` (no pane to look at), `TmuxError`."""
     from cafleet import looks, tmux
 
     m = _member(broker, fleet_id, member_id)
-    socket, pane_id = _live_pane(m)
+    socket, pane_id = _pane(m)
+    state = pane_state(m["placement"])
+    head = None
+    if state == "alive":
+        body = tmux.capture(socket, pane_id, lines + CHANGED_EXTRA_ROWS if changed else lines)
+    elif m["placement"].get("exited_at") or state == "dead":
+        # the agent exited: its pane is kept (remain-on-exit) until `member delete`
+        body = m["placement"].get("last_screen") or ""
+        if state == "dead":
+            body = "\n".join(r for r in tmux.capture(socket, pane_id, lines + 5).splitlines()
+                             if not r.startswith("Pane is dead"))
+        status = m["placement"].get("exit_status")
+        head = f"(member exited{'' if status is None else f' with status {status}'}; its last screen:)"
+    else:
+        raise Conflict(f"member {member_id}'s pane {pane_id} is dead or gone; "
+                       "see `member list`, and `member delete --force` to clean it up")
+    out = {"member_agent_id": member_id, "pane_id": pane_id, "lines": lines}
     if not changed:
-        content = tmux.capture(socket, pane_id, lines)
+        content = body if head is None else head + "\n" + "\n".join(body.splitlines()[-lines:])
         looks.record_look(broker.path, member_id, looks.compact(content))
-        return {"member_agent_id": member_id, "pane_id": pane_id, "lines": lines, "content": content}
-    view = looks.compact(tmux.capture(socket, pane_id, lines + CHANGED_EXTRA_ROWS), lines)
+        return {**out, "content": content}
+    view = ([head] if head else []) + looks.compact(body, lines)
     previous = looks.last_look(broker.path, member_id)
     shown = looks.changes(previous["lines"] if previous else None, view)
     looks.record_look(broker.path, member_id, view)
-    return {"member_agent_id": member_id, "pane_id": pane_id, "lines": lines,
-            "content": "\n".join(shown or []), "unchanged": shown is None,
+    return {**out, "content": "\n".join(shown or []), "unchanged": shown is None,
             "previous_look_at": looks.iso(previous["at"]) if previous else None,
             "previous_look_age_s": int(time.time() - previous["at"]) if previous else None,
             "view_lines": len(view)}
 
-
-CHOICE_TO_TEXT_DELAY = 0.3
-"""Seconds between the `4` that opens a choice frame's free-text field and the text."""
 
 
 def send_input(broker: Broker, fleet_id: str, member_id: str, *, choice: int | None = None,
@@ -353,46 +460,46 @@ def send_input(broker: Broker, fleet_id: str, member_id: str, *, choice: int | N
     """Answer a 4-option choice frame (Claude Code's AskUserQuestion: options 1–3, `4. Type
     something.`). `choice` 1–3 types that digit; `freetext` types `4`, the text, then Enter.
     Raises `UsageError` for text with a newline, a control character or a leading `!`."""
-    from cafleet import tmux
+    from cafleet import delivery, gate
 
     m = _member(broker, fleet_id, member_id)
     if freetext is not None:
         keystrokes.validate_freetext(freetext)
-    socket, pane_id = _live_pane(m)
-    if choice is not None:
-        sent = str(choice)
-        tmux.send_literal(socket, pane_id, sent)
-    else:
-        sent = "4" + freetext
-        tmux.send_literal(socket, pane_id, "4")
-        time.sleep(CHOICE_TO_TEXT_DELAY)
-        tmux.type_line(socket, pane_id, freetext)
-    return {"member_agent_id": member_id, "pane_id": pane_id, "sent": sent}
+    target = gate.Target.of(m)
+    if target is None:
+        raise Conflict(f"member {member_id} has no pane yet (pending)")
+    d, sent = gate.answer_choice(target, choice=choice, freetext=freetext)
+    if not d.allowed:
+        raise Conflict(f"nothing answered for member {member_id}: {d.reason}")
+    # the frame just closed: previews held while it was open can go in now
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        facts = gate.observe(target)
+        if facts is None or gate.decide(gate.LINE, target, facts).allowed:
+            break
+        time.sleep(0.1)
+    delivery.deliver_quietly(broker, fleet_id, member_id)
+    return {"member_agent_id": member_id, "pane_id": target.pane_id, "sent": sent}
 
 
 def exec_command(broker: Broker, fleet_id: str, member_id: str, command: str, *, wait: float = 0.0) -> dict:
-    """Type `! COMMAND` + Enter into the member's pane (claude's and codex's shell shortcut),
-    then, if `wait` > 0, wait up to `wait` seconds for the command to finish
-    (`cafleet.execwait`). Returns `{member_agent_id, pane_id, sent}` plus, when waiting,
-    `waited_s`, `dialog` (what the pane shows now, or None) and `pane_gone`.
-    Raises `UsageError` for an empty command, a newline or a control character, and
-    `Timeout` (exit 2) when the command is still running after `wait` seconds."""
-    from cafleet import tmux
-
+    """Type `! COMMAND` + Enter into the member's pane (claude's and codex's shell shortcut)
+    through the gate, then, if `wait` > 0, wait up to `wait` seconds for the command to
+    finish (`cafleet.execwait`). Returns `{member_agent_id, pane_id, sent}` plus, when
+    waiting, `waited_s`, `dialog` (what the pane shows now, or None) and `pane_gone`.
+    Raises `UsageError` for an empty command, a newline or a control character, `Conflict`
+    when the gate refuses, and `Timeout` (exit 2) when the command still runs after `wait` s."""
     keystrokes.validate_exec_command(command)
     m = _member(broker, fleet_id, member_id)
-    socket, pane_id = _live_pane(m)
-    _no_dialog(m, socket, pane_id, "`member exec`")
-    sent = "! " + command
-    tmux.type_line(socket, pane_id, sent)
-    out = {"member_agent_id": member_id, "pane_id": pane_id, "sent": sent}
+    _pane(m)
+    out = _through_gate(m, "! " + command, "`member exec`", broker=broker)
     if wait > 0:
-        out.update(_wait_exec(m, socket, pane_id, sent, wait))
+        out.update(_wait_exec(m, m["placement"]["tmux_socket"], out["pane_id"], out["sent"], wait))
     return out
 
 
 def _wait_exec(m: dict, socket: str, pane_id: str, sent: str, wait: float) -> dict:
-    from cafleet import execwait, tmux
+    from cafleet import execwait, screens, tmux
     from cafleet.tmux import TargetGone
 
     def read() -> str | None:
@@ -401,7 +508,7 @@ def _wait_exec(m: dict, socket: str, pane_id: str, sent: str, wait: float) -> di
         except TargetGone:
             return None
 
-    r = execwait.wait_finished(read, wait, dialog=keystrokes.open_dialog)
+    r = execwait.wait_finished(read, wait, dialog=screens.open_dialog)
     if not r["finished"]:
         raise Timeout(
             f"typed {sent!r} into member {m['agent_id']}'s pane {pane_id}; it is still running after "
@@ -413,14 +520,9 @@ def _wait_exec(m: dict, socket: str, pane_id: str, sent: str, wait: float) -> di
 
 def ping(broker: Broker, fleet_id: str, member_id: str) -> dict:
     """Type the member's own poll command + Enter into its pane. Any failure is exit 1."""
-    from cafleet import tmux
-
     m = _member(broker, fleet_id, member_id)
-    socket, pane_id = _live_pane(m)
-    _no_dialog(m, socket, pane_id, "`member ping`")
-    sent = poll_command(fleet_id, member_id)
-    tmux.type_line(socket, pane_id, sent)
-    return {"member_agent_id": member_id, "pane_id": pane_id, "sent": sent}
+    _pane(m)
+    return _through_gate(m, poll_command(fleet_id, member_id), "`member ping`", broker=broker)
 
 
 DELETE_POLL_INTERVAL = 0.1
@@ -446,10 +548,18 @@ def delete(broker: Broker, fleet_id: str, member_id: str, *, force: bool = False
         socket = placement["tmux_socket"]
         if state == "alive" and not force:
             backend = backends.get(m["coding_agent"] or "claude")
-            tmux.type_line(socket, pane_id, backend.exit_command)
+            broker.expect_exit(member_id)  # asked for: no exit notice to the Director
+            try:
+                _through_gate(m, backend.exit_command, f"the exit command `{backend.exit_command}`", "exit",
+                              broker=broker)
+            except Conflict as e:
+                broker.expect_exit(member_id, False)
+                raise Conflict(f"{e.message} Nothing was deregistered; `member delete --force` kills the pane.") \
+                    from None
             deadline = time.monotonic() + timeout
             while (state := pane_state(placement)) == "alive":
                 if time.monotonic() >= deadline:
+                    broker.expect_exit(member_id, False)
                     tail = _tail(socket, pane_id) or "(the pane is blank)"
                     raise Timeout(
                         f"member {member_id}'s pane {pane_id} did not close within {timeout:g} s of "
@@ -497,7 +607,8 @@ def clear_panes_for_fleet_delete(broker: Broker, fleet_id: str, *, force: bool) 
             "Delete them first (`member delete`), or pass --force to kill their panes."
         )
     killed = []
-    for m in live:
+    kept = [m for m in list_members(broker, fleet_id) if m["pane_status"] == "dead" and m["placement"]]
+    for m in live + kept:
         p = m["placement"]
         if tmux.kill_pane(p["tmux_socket"], p["pane_id"]):
             killed.append(p["pane_id"])
@@ -507,40 +618,9 @@ def clear_panes_for_fleet_delete(broker: Broker, fleet_id: str, *, force: bool) 
 # ---------------------------------------------------------------- push
 
 
-def push_preview(task: dict) -> dict:
-    """Type the 2-line inline preview of `task` into its recipient's pane, then Enter.
+def push_preview(task: dict, broker: Broker | None = None) -> dict:
+    """Type `task`'s preview into its recipient's pane through the gate; see
+    `cafleet.delivery.push_preview` (held for later delivery when `broker` is given)."""
+    from cafleet import delivery
 
-    `task` is a `Broker.send` row (with `recipient` and its placement). Best effort: returns
-    `{notified, pane_id, reason}` and never raises — a self-send, a recipient without a pane,
-    a dead pane, a missing tmux or any other fault only skips the preview. libtmux is
-    imported only when there is a pane to type into.
-    """
-    recipient = task.get("recipient") or {}
-    placement = recipient.get("placement") or {}
-    pane_id = placement.get("pane_id")
-    if recipient.get("agent_id") == task["sender_agent_id"]:
-        return {"notified": False, "pane_id": None, "reason": "self-send"}
-    if not pane_id:
-        return {"notified": False, "pane_id": None, "reason": "recipient has no pane"}
-    try:
-        return _type_preview(task, placement)
-    except Exception as e:  # the push must never fail the send
-        return {"notified": False, "pane_id": pane_id, "reason": f"push failed: {e}"}
-
-
-def _type_preview(task: dict, placement: dict) -> dict:
-    from cafleet import tmux
-
-    pane_id = placement["pane_id"]
-    line1, line2 = keystrokes.preview_lines(task["task_id"], task["sender_name"], task["sender_agent_id"], task["body"])
-    try:
-        if pane_state(placement) != "alive":
-            return {"notified": False, "pane_id": pane_id, "reason": "recipient's pane is dead or gone"}
-        marker = dialog_on(placement["tmux_socket"], pane_id)
-        if marker:  # its Enter would answer the dialog; the task is stored all the same
-            return {"notified": False, "pane_id": pane_id,
-                    "reason": f"the pane shows a dialog ({marker!r}); not typing into it"}
-        tmux.type_line(placement["tmux_socket"], pane_id, line1 + "\n" + line2)
-    except CafleetError as e:
-        return {"notified": False, "pane_id": pane_id, "reason": e.message}
-    return {"notified": True, "pane_id": pane_id, "reason": None}
+    return delivery.push_preview(task, broker)

@@ -13,6 +13,21 @@ agent following the cafleet skill would:
   line (`Running… · esc to interrupt`) until it ends, then its output;
 - `/exit` (the claude backend's exit command): quits.
 
+Like Claude Code 2.1.332 it echoes what is typed into an input line, takes LF as a line
+break inside the input and CR (tmux's Enter) as submit, and Backspace (DEL) deletes the last
+character. It can misbehave the way real TUIs do, for the keystroke gate's tests: a task body
+or typed line ``misbehave: MODE`` (or ``$CAFLEET_STANDIN_MISBEHAVE=MODE`` at start) with MODE
+
+- ``dialog``: open a permission dialog now (``❯ 1. Yes`` … ``Esc to cancel``). While it is
+  open every key goes to it: ``1`` or Enter approves (logged ``dialog: approved``), ``3`` or
+  Esc declines, anything else is dropped; the input line typed before it comes back after.
+- ``late-dialog``: the next input line opens that dialog 100 ms after its first key arrives.
+- ``shell``: exec a shell in the pane (the agent "exits to a shell", same pid).
+- ``exit1``: exit with status 1 three seconds later.
+
+Every key it receives is also logged, with whether a dialog was open, to
+``$CAFLEET_STANDIN_LOG.raw`` (one JSON object a line: ``{"key", "dialog"}``).
+
 Its identity comes from `CAFLEET_FLEET_ID`, `CAFLEET_AGENT_ID`, `CAFLEET_DIRECTOR_ID`; the
 argv a real backend would get (prompt, `--model`, `--settings` …) is accepted and ignored,
 so an executable named `claude` that starts it can stand in for the real one
@@ -23,11 +38,14 @@ what it is sent (a Director pane for the demo). Every line it receives is append
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
+import select
 import shlex
 import subprocess
 import sys
+import time
 
 CHOICES = ("Red", "Green", "Blue")
 
@@ -39,6 +57,11 @@ class StandIn:
         self.agent_id = os.environ.get("CAFLEET_AGENT_ID", "")
         self.director_id = os.environ.get("CAFLEET_DIRECTOR_ID", "")
         self.log_path = os.environ.get("CAFLEET_STANDIN_LOG")
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.pending = ""
+        self.dialog_open = False
+        self.late_dialog = False
+        self.buffer: list[str] = []
 
     # -- io ------------------------------------------------------------------
 
@@ -51,21 +74,95 @@ class StandIn:
             with open(self.log_path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps({"kind": kind, "value": value}, ensure_ascii=False) + "\n")
 
+    def _next_char(self, timeout: float | None = None) -> str | None:
+        """One character from the tty (None on timeout), logged raw with the dialog state."""
+        fd = sys.stdin.fileno()
+        while not self.pending:
+            if timeout is not None and not select.select([fd], [], [], timeout)[0]:
+                return None
+            data = os.read(fd, 1024)
+            if not data:
+                raise EOFError
+            self.pending += self.decoder.decode(data)
+        ch, self.pending = self.pending[0], self.pending[1:]
+        if self.log_path:
+            with open(self.log_path + ".raw", "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"key": ch, "dialog": self.dialog_open}, ensure_ascii=False) + "\n")
+        return ch
+
     def read_key(self) -> str:
-        ch = sys.stdin.read(1)
-        if ch == "":
-            raise EOFError
+        ch = self._next_char()
+        assert ch is not None
         return ch
 
     def read_line(self) -> str:
-        buf = []
+        """An input line: echoed as typed; LF is a line break inside it, CR submits, DEL
+        deletes. Each of its lines is logged ("line") when it is submitted."""
+        self.buffer = []
+        first_key_at = None
         while True:
-            ch = self.read_key()
-            if ch in "\r\n":
-                line = "".join(buf)
-                self.log("line", line)
-                return line
-            buf.append(ch)
+            timeout = None
+            if self.late_dialog and first_key_at is not None:
+                timeout = max(0.0, first_key_at + 0.1 - time.monotonic())
+            ch = self._next_char(timeout)
+            if ch is None:  # the late dialog's moment
+                self.late_dialog = False
+                self.dialog()
+                continue
+            if first_key_at is None:
+                first_key_at = time.monotonic()
+            if ch == "\r":
+                text = "".join(self.buffer)
+                sys.stdout.write("\n")
+                for line in text.split("\n"):
+                    self.log("line", line)
+                return text
+            if ch in "\x7f\x08":
+                if self.buffer:
+                    gone = self.buffer.pop()
+                    sys.stdout.write("\b \b" if gone != "\n" else "\x1b[A")
+            else:
+                self.buffer.append(ch)
+                sys.stdout.write("\n  " if ch == "\n" else ch)
+            sys.stdout.flush()
+
+    def dialog(self) -> str:
+        """Draw a permission dialog like Claude Code's and block until it is answered; then
+        redraw the input line typed before it. Returns `approved` or `declined`."""
+        self.dialog_open = True
+        self.say("\n Bash command\n touch /tmp/cafleet-standin-approved\n Do you want to proceed?\n"
+                 " ❯ 1. Yes\n   2. Yes, and don't ask again\n   3. No\n Esc to cancel · Tab to amend")
+        while True:
+            key = self.read_key()
+            if key in "1\r":
+                answer = "approved"
+                break
+            if key in "3\x1b":
+                answer = "declined"
+                break
+        self.dialog_open = False
+        self.log("dialog", answer)
+        sys.stdout.write("\x1b[2J\x1b[H")
+        self.say(f"(permission {answer})")
+        sys.stdout.write("> " + "".join(self.buffer).replace("\n", "\n  "))
+        sys.stdout.flush()
+        return answer
+
+    def misbehave(self, mode: str) -> None:
+        """Start misbehaving (see the module docstring)."""
+        mode = mode.strip()
+        if mode == "dialog":
+            self.dialog()
+        elif mode == "late-dialog":
+            self.late_dialog = True
+        elif mode == "shell":
+            sys.stdout.flush()
+            os.execvp("sh", ["sh"])
+        elif mode == "exit1":
+            self.say("(exiting with status 1 in 3 s)")
+            time.sleep(3)
+            self.say("Unable to connect")
+            os._exit(1)
 
     # -- cafleet -------------------------------------------------------------
 
@@ -91,7 +188,14 @@ class StandIn:
             self.cafleet("--fleet-id", self.fleet_id, "message", "ack", "--agent-id", self.agent_id,
                          "--task-id", task["task_id"])
             self.say(f"  acked {task['task_id']}: {task['body']!r}")
-            if "choose" in task["body"].lower():
+            if task["body"].startswith("misbehave: "):
+                mode = task["body"][len("misbehave: "):]
+                if mode == "late-dialog":  # armed before it says so
+                    self.misbehave(mode)
+                self.send(f"done: {task['body']}")
+                if mode != "late-dialog":
+                    self.misbehave(mode)
+            elif "choose" in task["body"].lower():
                 self.send(f"chose: {self.choice_frame(task['body'])}")
             else:
                 self.send(f"done: {task['body']}")
@@ -125,12 +229,15 @@ class StandIn:
         if line.strip() == "/exit":
             self.say("bye")
             return False
+        if line.startswith("misbehave: "):
+            self.misbehave(line[len("misbehave: "):])
+            return True
         if self.director_mode:
             self.say(f"Director received: {line}")
             return True
         if line.startswith("[cafleet]"):
-            body_line = self.read_line()  # line 2 of the preview: the body, read in full by polling
-            self.say(f"preview: {line}\n         {body_line}")
+            head, _, body_line = line.partition("\n")  # line 2: the body, read in full by polling
+            self.say(f"preview: {head}\n         {body_line}")
             self.poll_and_answer()
         elif line.startswith("!"):
             cmd = line[1:].strip()
@@ -159,11 +266,16 @@ class StandIn:
         saved = termios.tcgetattr(fd) if os.isatty(fd) else None
         if saved is not None:
             tty.setcbreak(fd)
+            mode = termios.tcgetattr(fd)
+            mode[0] &= ~termios.ICRNL  # keep CR (tmux's Enter) apart from LF (a line break), as TUIs do
+            termios.tcsetattr(fd, termios.TCSANOW, mode)
         try:
             role = "Director" if self.director_mode else f"member {self.agent_id}"
             self.say(f"stand-in agent ({role}); /exit quits")
             if not self.director_mode and self.fleet_id:
                 self.send("ready")
+            if os.environ.get("CAFLEET_STANDIN_MISBEHAVE"):
+                self.misbehave(os.environ["CAFLEET_STANDIN_MISBEHAVE"])
             while True:
                 try:
                     line = self.read_line()

@@ -54,33 +54,45 @@ def tick_prompt(fleet_id: str, director_id: str) -> str:
 
 
 def director_pane(broker: Broker, fleet_id: str, director_id: str | None) -> tuple[str, dict]:
-    """(director_id, placement) of the Director to tick. `Conflict` if it has no pane."""
+    """(director_id, agent row) of the Director to tick. `Conflict` if it has no pane."""
     if director_id is None:
         director_id = broker.get_fleet(fleet_id)["director_agent_id"]
     d = broker.get_agent(fleet_id, director_id)
     p = d["placement"]
     if not p or not p.get("pane_id"):
         raise Conflict(f"agent {director_id} has no tmux pane to tick")
-    return director_id, p
+    return director_id, d
 
 
 def tick_once(broker: Broker, fleet_id: str, director_id: str | None = None,
               probe_seconds: float = BUSY_PROBE_SECONDS) -> str:
-    """One tick. Returns `typed` or `busy` (skipped). Raises `NotFound` for a deleted fleet,
-    `Conflict` when the Director's pane is gone."""
-    from cafleet import tmux
-    from cafleet.members import pane_state
+    """One tick through the keystroke gate (`cafleet.gate`, kind `TICK`): typed only into the
+    Director's own pane, at the agent (not a shell), with no dialog open (checked again right
+    before the Enter) and no turn running, and only when two looks `probe_seconds` apart show
+    the same screen. Held previews of the fleet are delivered first. Returns `typed`, `busy`
+    (skipped: mid-turn or still changing) or `held: <reason>` (a dialog, a shell, …). Raises
+    `NotFound` for a deleted fleet, `Conflict` when the pane is gone or not the Director's."""
+    from cafleet import delivery, gate
 
-    director_id, placement = director_pane(broker, fleet_id, director_id)
-    socket, pane_id = placement["tmux_socket"], placement["pane_id"]
-    if pane_state(placement) != "alive":
-        raise Conflict(f"the Director's pane {pane_id} is dead or gone")
-    before = tmux.pane_snapshot_hash(socket, pane_id)
+    delivery.deliver_quietly(broker, fleet_id)
+    director_id, director = director_pane(broker, fleet_id, director_id)
+    target = gate.Target.of(director)
+    before = gate.observe(target)
+    d = gate.decide(gate.TICK, target, before)
+    if d.verdict == gate.REFUSED:
+        raise Conflict(f"not ticking the Director: {d.reason}")
+    if not d.allowed:
+        return "busy" if d.state == "working" else f"held: {d.reason}"
     time.sleep(probe_seconds)
-    if tmux.pane_snapshot_hash(socket, pane_id) != before:
+    after = gate.observe(target)
+    if after is None or after.screen != before.screen:
         return "busy"
-    tmux.type_line(socket, pane_id, tick_prompt(fleet_id, director_id))
-    return "typed"
+    d = gate.type_line(target, tick_prompt(fleet_id, director_id), gate.TICK, broker=broker)
+    if d.allowed:
+        return "typed"
+    if d.verdict == gate.REFUSED:
+        raise Conflict(f"not ticking the Director: {d.reason}")
+    return "busy" if d.state == "working" else f"held: {d.reason}"
 
 
 def run(broker: Broker, fleet_id: str, *, director_id: str | None = None, every: float | None = None,

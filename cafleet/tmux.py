@@ -169,6 +169,11 @@ def _check_window_id(window_id: str) -> str:
     return window_id
 
 
+SEP = object()
+"""An argument of `_run` that tmux reads as its command separator (a bare ``;``), so one
+tmux client runs several commands; any other argument's final ``;`` is escaped."""
+
+
 def _run(socket_path: str, *args: str) -> list[str]:
     """Run ``tmux -S socket_path ARGS...``; return its stdout lines (trailing blanks cut).
 
@@ -182,7 +187,7 @@ def _run(socket_path: str, *args: str) -> list[str]:
         from libtmux import exc as libtmux_exc
     except ImportError as e:  # pragma: no cover - libtmux is a dependency
         raise TmuxError(f"libtmux is not importable: {e}") from None
-    argv = [escape_trailing_semicolon(str(a)) for a in args]
+    argv = [";" if a is SEP else escape_trailing_semicolon(str(a)) for a in args]
     try:
         proc = libtmux.Server(socket_path=socket_path).cmd(*argv)
     except libtmux_exc.TmuxCommandNotFound:
@@ -195,7 +200,10 @@ def _run(socket_path: str, *args: str) -> list[str]:
         stderr = " ".join(proc.stderr).strip()
         message = stderr or f"exit status {proc.returncode}"
         lowered = message.lower()
-        if any(marker in lowered for marker in _GONE_MARKERS):
+        # "error connecting to SOCKET (Permission denied)": the server is there but this
+        # process may not reach it (a codex member's sandbox), which is not "gone"
+        denied = "permission denied" in lowered or "operation not permitted" in lowered
+        if not denied and any(marker in lowered for marker in _GONE_MARKERS):
             raise TargetGone(f"tmux {args[0]} (socket {socket_path}): {message}")
         raise TmuxError(f"tmux {args[0]} failed (socket {socket_path}): {message}")
     return list(proc.stdout)
@@ -613,3 +621,91 @@ def wait_until(
 def wait_pane_dead(socket_path: str, pane_id: str, timeout: float, interval: float = 0.1) -> bool:
     """Wait up to `timeout` seconds for the pane to be gone or dead; True if it is."""
     return wait_until(lambda: not pane_alive(socket_path, pane_id), timeout, interval)
+
+
+# --------------------------------------------------------------------------- the gate's view
+
+TAG_OPTION = "@cafleet-agent"
+"""The tmux pane user option (tmux(1) OPTIONS, ``@name``; pane options since tmux 3.0) that
+holds the agent id of the pane cafleet made for that agent. tmux's own state: a process that
+can write the DB but cannot reach the tmux socket (a codex member's sandbox) cannot forge it."""
+
+_VIEW_FIELDS = ("pane_id", "pane_dead", "pane_dead_status", "pane_pid", "pane_current_command", TAG_OPTION[1:])
+_VIEW_FORMAT = "\t".join("#{%s}" % (f if f != TAG_OPTION[1:] else TAG_OPTION) for f in _VIEW_FIELDS)
+
+
+@dataclass(frozen=True)
+class PaneView:
+    """A pane's facts and visible screen read in ONE tmux client call (`pane_view`).
+
+    ``dead``/``dead_status``/``pid`` as in `PaneInfo`; ``current_command`` is
+    ``#{pane_current_command}``, the name of the pane's foreground process (tmux asks the
+    kernel for the tty's foreground process group); ``tag`` is the `TAG_OPTION` value ("" when
+    unset); ``screen`` the visible screen as `screen` returns it."""
+
+    pane_id: str
+    dead: bool
+    dead_status: int | None
+    pid: int | None
+    current_command: str
+    tag: str
+    screen: str
+
+
+def pane_view(socket_path: str, pane_id: str) -> PaneView | None:
+    """The pane's `PaneView`, or None when the pane or its server is gone.
+
+    One tmux client runs ``display-message -p -t %N FORMAT ; capture-pane -p -t %N`` (two
+    commands joined by tmux's ``;`` separator). Raises `TmuxError` if tmux is missing or fails.
+    """
+    _check_pane_id(pane_id)
+    try:
+        out = _run(socket_path, "display-message", "-p", "-t", pane_id, _VIEW_FORMAT, SEP,
+                   "capture-pane", "-p", "-t", pane_id)
+    except TargetGone:
+        return None
+    fields = out[0].split("\t", len(_VIEW_FIELDS) - 1) if out else []
+    if len(fields) != len(_VIEW_FIELDS) or fields[0] != pane_id:
+        return None
+    v = dict(zip(_VIEW_FIELDS, fields))
+    rows = [row.rstrip() for row in out[1:]]
+    while rows and not rows[-1]:
+        rows.pop()
+    return PaneView(pane_id=pane_id, dead=v["pane_dead"] == "1",
+                    dead_status=_int_or(v["pane_dead_status"], None), pid=_int_or(v["pane_pid"], None),
+                    current_command=v["pane_current_command"], tag=v[TAG_OPTION[1:]], screen="\n".join(rows))
+
+
+def set_pane_tag(socket_path: str, pane_id: str, agent_id: str) -> None:
+    """Tag the pane as `agent_id`'s: ``set-option -p -t %N @cafleet-agent ID``. Raises
+    `TargetGone` if the pane is gone, `TmuxError` otherwise."""
+    _check_pane_id(pane_id)
+    _run(socket_path, "set-option", "-p", "-t", pane_id, TAG_OPTION, agent_id)
+
+
+def send_backspaces(socket_path: str, pane_id: str, count: int) -> None:
+    """Press Backspace `count` times: ``send-keys -t %N -N COUNT BSpace`` (tmux(1) send-keys
+    ``-N`` repeat count). Takes typed text back out of an input box. Errors as `send_literal`."""
+    _check_pane_id(pane_id)
+    if count > 0:
+        _leave_mode(socket_path, pane_id)
+        _run(socket_path, "send-keys", "-t", pane_id, "-N", str(count), "BSpace")
+
+
+def set_exit_hook(socket_path: str, pane_id: str, shell_command: str) -> None:
+    """Run `shell_command` (with ``/bin/sh -c``, in the background) when the pane's process
+    exits: ``set-option -p remain-on-exit on`` then ``set-hook -p -t %N pane-died 'run-shell
+    -b CMD'`` (tmux(1) HOOKS: ``pane-died`` runs when a pane's program exits and
+    remain-on-exit keeps the pane; checked on tmux 3.3a). The pane stays, dead, with its last
+    screen, until killed. ``#`` in the command is escaped (tmux expands formats in run-shell).
+    Raises `TargetGone` / `TmuxError`."""
+    _check_pane_id(pane_id)
+    _run(socket_path, "set-option", "-p", "-t", pane_id, "remain-on-exit", "on")
+    _run(socket_path, "set-hook", "-p", "-t", pane_id, "pane-died",
+         "run-shell -b " + _tmux_quote(shell_command.replace("#", "##")))
+
+
+def _tmux_quote(text: str) -> str:
+    """`text` as one single-quoted word of a tmux command line (tmux(1) PARSING SYNTAX: no
+    escapes inside single quotes, so a ``'`` closes, is escaped outside, and reopens)."""
+    return "'" + text.replace("'", "'\\''") + "'"

@@ -598,6 +598,11 @@ def test_send_pushes_into_a_live_pane_and_never_depends_on_it(tmux_server, env):
         ghost = b.register_agent(fid, "Ghost", role="member", parent_agent_id=director, coding_agent="claude",
                                  placement={"tmux_socket": "/tmp/cafleet-no-such-server/sock", "session_name": "x",
                                             "window_id": "@1", "pane_id": "%1"})
+    # a pane cafleet did not tag as this agent's is never typed into (the keystroke gate)
+    r = run("--fleet-id", fid, "message", "send", "--agent-id", director, "--to", placed["agent_id"], "--text", "nope")
+    untagged, note = lines(r)
+    assert note.startswith("no pane notified") and f"pane {pane} is not member" in note, note
+    subprocess.run(["tmux", "-S", sock, "set-option", "-p", "-t", pane, "@cafleet-agent", placed["agent_id"]], check=True)
     r = run("--fleet-id", fid, "message", "send", "--agent-id", director, "--to", placed["agent_id"], "--text", "look here")
     task, note = lines(r)
     assert note == f"notified pane {pane}"
@@ -619,9 +624,9 @@ def test_send_pushes_into_a_live_pane_and_never_depends_on_it(tmux_server, env):
     t3, note = lines(r)
     assert note.startswith("no pane notified")
     stored = {row[0]: row for row in stored_tasks(env)}
-    assert set(stored) == {task, t2, t3} and {row[4] for row in stored.values()} == {"input_required"}
+    assert set(stored) == {untagged, task, t2, t3} and {row[4] for row in stored.values()} == {"input_required"}
     polled = jrun("--fleet-id", fid, "message", "poll", "--agent-id", placed["agent_id"])
-    assert [p["body"] for p in polled] == ["again", "look here"]
+    assert [p["body"] for p in polled] == ["again", "look here", "nope"]
 
 
 def test_fleet_delete_refuses_live_member_panes_unless_forced(tmux_server):

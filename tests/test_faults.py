@@ -514,10 +514,11 @@ def test_a_restarted_tmux_server_reusing_pane_ids_is_not_typed_into(tfleet, tmp_
     assert [r["pane_status"] for r in rows] == ["dead"]
     p = tfleet.cafleet("--json", *F, "message", "send", "--agent-id", tfleet.director, "--to", m, "--text", "secret")
     assert json.loads(p.stdout)["push"]["notified"] is False
-    for args in (["member", "capture", "--member-id", m], ["member", "ping", "--member-id", m],
-                 ["member", "exec", "--member-id", m, "echo hi"],
+    assert_error(tfleet.cafleet(*F, "member", "capture", "--member-id", m, code=None), "dead or gone")
+    for args in (["member", "ping", "--member-id", m], ["member", "exec", "--member-id", m, "echo hi"],
                  ["member", "send-input", "--member-id", m, "--freetext", "hello"]):
-        assert_error(tfleet.cafleet(*F, *args, code=None), "dead or gone")
+        # the keystroke gate: the stranger's pane lacks the member's tag
+        assert_error(tfleet.cafleet(*F, *args, code=None), f"pane {pane} is not member {m}'s")
     tfleet.cafleet(*F, "member", "delete", "--member-id", m, "--force")
     tfleet.cafleet("fleet", "delete", tfleet.fid, "--force")
     time.sleep(0.3)
@@ -606,7 +607,7 @@ def test_pane_killed_mid_push(tfleet, when, what):
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
     out = json.loads(p.stdout)
     if when == "lookup":
-        assert out["push"]["reason"] == "recipient's pane is dead or gone"
+        assert out["push"]["reason"] == f"pane {pane} is dead or gone"
     assert out["push"]["notified"] is False and out["push"]["reason"], out["push"]
     rows = tfleet.db_rows("SELECT body, state FROM tasks WHERE task_id = ?", (out["task_id"],))
     assert rows == [(body, "input_required")]

@@ -204,14 +204,20 @@ ACCEPTED_FREETEXT = ["C-c Enter Escape C-d BSpace", "semi;", ";", "a\\;", "-n --
 def test_accepted_freetext_is_typed_literally(tf):
     m = tf.add_member("Typist")
     tf.wait(lambda: "sent to Director" in tf.capture(m), "the member's start-up output")
-    n = len(tf.log(m))
     for text in ACCEPTED_FREETEXT:
+        # send-input answers only a choice frame (the keystroke gate): open one first
+        def visible():
+            return tf.tmux("capture-pane", "-p", "-t", tf.pane_of(m)).stdout
+
+        tf.wait(lambda: "Type something." not in visible(), "the last frame to close")
+        tf.fcli("message", "send", "--agent-id", tf.director, "--to", m, "--text", "choose a colour")
+        tf.wait(lambda: "Type something." in visible(), "the choice frame")
+        n = len(tf.log(m))
         tf.invoke("member", "send-input", "--member-id", m, "--freetext", text)
-    # the idle stand-in reads `4` + the text as one line each (Enter ends it)
-    tf.wait(lambda: len(tf.log(m)) >= n + len(ACCEPTED_FREETEXT), "every freetext")
-    time.sleep(0.2)
-    got = tf.log(m)[n:]
-    assert got == [{"kind": "line", "value": "4" + text} for text in ACCEPTED_FREETEXT], got
+        # the stand-in's frame reads `4`, then the text as one line (Enter ends it)
+        tf.wait(lambda: len(tf.log(m)) >= n + 2, "the freetext")
+        got = tf.log(m)[n:n + 2]
+        assert got == [{"kind": "key", "value": "4"}, {"kind": "line", "value": text}], got
     assert_still_answers(tf, m)
 
 

@@ -37,7 +37,7 @@ def test_compact_keeps_short_runs_and_text():
 
 
 def test_compact_of_a_real_claude_code_screen_is_small():
-    screen = (SCREENS / "claude-2.1.332-idle-200x50.txt").read_text(encoding="utf-8")
+    screen = (SCREENS / "claude-2.1.332-idle.txt").read_text(encoding="utf-8")
     view = looks.compact(screen, 40)
     assert len("\n".join(view).encode()) * 4 < len(screen.encode())
     assert any(line.startswith("❯") for line in view) and "Claude Code v2.1.332" in view[0]

@@ -312,14 +312,18 @@ def test_member_create_with_a_prompt_after_dashes(fleet):
     rows = json.loads(fleet.cli(*fleet.f, "--json", "member", "list").stdout)
     assert [r["agent_id"] for r in rows] == [member_id]
     row = rows[0]
-    assert set(row) == {"agent_id", "name", "coding_agent", "pane_id", "pane_status", "unread",
-                        "last_seen", "last_report_at", "unacked_reports", "created_at"}
+    assert set(row) == {"agent_id", "name", "coding_agent", "pane_id", "pane_status", "state", "quiet_s",
+                        "unread", "held", "exit_status", "last_line", "last_seen", "last_report_at",
+                        "unacked_reports", "created_at"}
     assert (row["name"], row["coding_agent"], row["pane_id"], row["pane_status"], row["unread"]) == (
         "Alice", "claude", placement["pane_id"], "alive", 1)
+    assert (row["state"], row["held"], row["exit_status"]) == ("idle", 0, None)
     assert row["last_seen"] and row["last_seen"] >= row["created_at"]
     text = fleet.cli(*fleet.f, "member", "list").stdout.splitlines()
-    assert text[0].split() == ["AGENT_ID", "NAME", "BACKEND", "STATUS", "SEEN", "REPORTED", "TO_YOU", "UNREAD"]
-    assert text[1].split()[:4] == [member_id, "Alice", "claude", "alive"] and text[1].split()[-1] == "1"
+    assert text[0].split() == ["AGENT_ID", "NAME", "BACKEND", "STATE", "QUIET", "SEEN", "REPORTED", "TO_YOU",
+                               "UNREAD", "HELD"]
+    cols = text[1].split()
+    assert cols[:4] == [member_id, "Alice", "claude", "idle"] and cols[-2:] == ["1", "0"]
 
 
 def test_member_create_with_an_absolute_prompt_file_and_json(fleet, tmp_path):

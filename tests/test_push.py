@@ -59,7 +59,7 @@ def test_send_pushes_a_two_line_preview(one):
     # --json: the task plus the push outcome
     data = json.loads(fleet.cli(*fleet.f, "--json", "message", "send", "--agent-id", fleet.director_id,
                                 "--to", member_id, "--text", "hello").stdout)
-    assert data["push"] == {"notified": True, "pane_id": fleet.pane_of(member_id), "reason": None}
+    assert data["push"] == {"notified": True, "pane_id": fleet.pane_of(member_id), "reason": None, "held": False}
     assert (data["body"], data["state"], data["recipient_agent_id"]) == ("hello", "input_required", member_id)
     wait_for(lambda: fleet.find_task(fleet.director_id, member_id, "done: hello"), "the member's reply")
 
@@ -118,7 +118,7 @@ def test_broadcast_pushes_into_every_member_pane(fleet):
                                "--text", "all hands").stdout)
     assert {t["recipient_agent_id"] for t in out} == {alice, bob}
     for t in out:
-        assert t["push"] == {"notified": True, "pane_id": panes[t["recipient_agent_id"]], "reason": None}
+        assert t["push"] == {"notified": True, "pane_id": panes[t["recipient_agent_id"]], "reason": None, "held": False}
     for t in out:
         wait_for(lambda t=t: fleet.find_task(fleet.director_id, t["recipient_agent_id"], "done: all hands"),
                  "both replies")

@@ -50,13 +50,14 @@ def test_member_list_says_when_each_member_last_reported_and_what_is_unacked(tea
     assert rows["bob"]["last_report_at"] is None and rows["bob"]["unacked_reports"] == 0
     assert rows["bob"]["unread"] == 2 and rows["alice"]["unread"] == 0
     text = run(team, "member", "list").splitlines()
-    assert text[0].split() == ["AGENT_ID", "NAME", "BACKEND", "STATUS", "SEEN", "REPORTED", "TO_YOU", "UNREAD"]
-    alice = text[1].split()
-    assert alice[:4] == [team["alice"], "alice", "claude", "pending"]
-    assert alice[5].endswith("s") and alice[6:] == ["1", "0"]
-    assert text[2].split()[4:] == ["-", "-", "0", "2"]
+    assert text[0].split() == ["AGENT_ID", "NAME", "BACKEND", "STATE", "QUIET", "SEEN", "REPORTED", "TO_YOU",
+                               "UNREAD", "HELD"]
+    alice = text[1].split()  # no pane yet: pending, no quiet time
+    assert alice[:5] == [team["alice"], "alice", "claude", "pending", "-"]
+    assert alice[6].endswith("s") and alice[7:] == ["1", "0", "0"]
+    assert text[2].split()[5:] == ["-", "-", "0", "2", "0"]
     # one short line per member: the tick pays for every byte
-    assert all(len(line.encode()) <= 100 for line in text)
+    assert all(len(line.encode()) <= 110 for line in text)
 
 
 def test_age_formats():

@@ -1,0 +1,132 @@
+"""The keystroke gate against the real Claude Code 2.1.332 (issue 9).
+
+1. A claude member sits on a real permission dialog (its first turn runs ``touch FILE``; no
+   plugin hook is installed, so Claude Code asks). It gets a message, a ping, an exec, a tick
+   (``fleet tick --agent-id`` aimed at its pane) and a graceful delete: every one is held or
+   refused, the dialog stays open, and ``touch`` never runs. Once the test (as the user)
+   declines, the held preview is delivered by the next ``member list``, exactly once.
+2. A claude member killed mid-task (SIGKILL to its pane's process while its turn waits on the
+   model): tmux's pane-died hook makes cafleet send the Director a task, and its preview
+   reaches the Director's real claude as a user turn.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from claude_env import wait_until
+from fakeapi import Reply
+from scenario_helpers import DIALOG_MARK, cafleet, cafleet_json, diagnostics, turn_text
+
+pytestmark = pytest.mark.e2e
+
+MEMBER_MARK = "a member of a cafleet team"
+
+
+def _member_pane(env, fleet_id):
+    return cafleet_json(env, "member", "list", fleet_id=fleet_id)[0]["pane_id"]
+
+
+def test_a_member_on_a_real_permission_dialog_is_never_answered(start_claude, fake_api, e2e_tmux, e2e_env,
+                                                                 project_dir, tmp_path):
+    marker = tmp_path / "approved-by-nobody"
+    seen = []
+
+    def script(req):
+        text = turn_text(req)
+        seen.append(text)
+        if MEMBER_MARK in req.all_text() and not req.latest_tool_results() and "[cafleet] task" not in text:
+            return Reply.bash(f"touch {marker}")
+        return Reply.say("NOTED")
+
+    fake_api.script = script
+    sock = e2e_tmux.socket_path
+    dpane = e2e_tmux.new_window(["cat"], cwd=project_dir)  # the Director's pane (no model needed)
+    F, D = cafleet(e2e_env, "fleet", "create", pane=(sock, dpane), cwd=project_dir).stdout.splitlines()[:2]
+    M = cafleet(e2e_env, "--fleet-id", F, "member", "create", "--name", "waiter", "--description",
+                "sits on a dialog", pane=(sock, dpane), cwd=project_dir).stdout.splitlines()[0]
+    mpane = _member_pane(e2e_env, F)
+    diag = lambda: diagnostics(e2e_tmux, fake_api)  # noqa: E731
+    wait_until(lambda: DIALOG_MARK in e2e_tmux.capture(mpane, history=40), timeout=40,
+               what="the member's permission dialog", on_fail=diag)
+    time.sleep(1.5)  # past the moment a new dialog drops keys
+    F_ = ["--fleet-id", F]
+    sent = cafleet_json(e2e_env, "message", "send", "--agent-id", D, "--to", M, "--text", "status please",
+                        fleet_id=F, pane=(sock, dpane))
+    assert sent["push"]["held"] is True and "dialog" in sent["push"]["reason"], sent["push"]
+    outcomes = {}
+    for name, args in (("ping", ["member", "ping", "--member-id", M]),
+                       ("exec", ["member", "exec", "--member-id", M, f"touch {marker}"]),
+                       ("tick", ["fleet", "tick", "--agent-id", M]),
+                       ("delete", ["member", "delete", "--member-id", M, "--timeout", "3"])):
+        p = cafleet(e2e_env, *F_, *args, check=False, pane=(sock, dpane))
+        outcomes[name] = (p.returncode, (p.stdout + p.stderr).strip()[:300])
+    time.sleep(2)
+    problems = []
+    if marker.exists():
+        problems.append("the dialog was approved: `touch` ran")
+    if DIALOG_MARK not in e2e_tmux.capture(mpane, history=40):
+        problems.append("the dialog closed")
+    for name in ("ping", "exec", "delete"):
+        if outcomes[name][0] != 1 or "dialog" not in outcomes[name][1]:
+            problems.append(f"{name}: {outcomes[name]}")
+    if outcomes["tick"][0] != 0 or "held" not in outcomes["tick"][1]:
+        problems.append(f"tick: {outcomes['tick']}")
+    row = cafleet_json(e2e_env, "member", "list", fleet_id=F, pane=(sock, dpane))[0]
+    if (row["state"], row["held"]) != ("dialog", 1):
+        problems.append(f"member list: {row}")
+    assert not problems, "\n".join(problems) + "\n\n" + diag()
+
+    # the user declines; the next `member list` delivers the held preview once
+    e2e_tmux.send_keys(mpane, "Escape")
+    wait_until(lambda: DIALOG_MARK not in e2e_tmux.capture(mpane, history=15), timeout=15,
+               what="the dialog to close", on_fail=diag)
+    time.sleep(1.0)
+    needle = f"[cafleet] task {sent['task_id']}"
+    wait_until(lambda: cafleet_json(e2e_env, "member", "list", fleet_id=F, pane=(sock, dpane))[0]["held"] == 0,
+               timeout=20, what="the held preview to go in", on_fail=diag)
+    wait_until(lambda: any(needle in t for t in seen), timeout=30, what="the preview as a member turn",
+               on_fail=diag)
+    cafleet(e2e_env, *F_, "member", "list", pane=(sock, dpane))
+    time.sleep(2)
+    assert sum(needle in t for t in seen) == 1, [t[:120] for t in seen if needle in t]
+    assert not marker.exists()
+    cafleet(e2e_env, *F_, "member", "delete", "--member-id", M, "--force", pane=(sock, dpane))
+
+
+def test_a_killed_member_reaches_the_director_as_a_user_turn(start_claude, fake_api, e2e_tmux, e2e_env,
+                                                             project_dir):
+    director_turns = []
+
+    def script(req):
+        text = turn_text(req)
+        if MEMBER_MARK in req.all_text():
+            time.sleep(20)  # the member's turn waits on the model; it is killed meanwhile
+            return Reply.say("too late")
+        director_turns.append(text)
+        return Reply.say("NOTED")
+
+    fake_api.script = script
+    sock = e2e_tmux.socket_path
+    director = start_claude()
+    F, D = cafleet(e2e_env, "fleet", "create", pane=(sock, director.pane), cwd=project_dir).stdout.splitlines()[:2]
+    M = cafleet(e2e_env, "--fleet-id", F, "member", "create", "--name", "doomed", "--description",
+                "gets killed", pane=(sock, director.pane), cwd=project_dir).stdout.splitlines()[0]
+    mpane = _member_pane(e2e_env, F)
+    diag = lambda: diagnostics(e2e_tmux, fake_api)  # noqa: E731
+    wait_until(lambda: "esc to interrupt" in e2e_tmux.capture(mpane, history=15), timeout=40,
+               what="the member mid-turn", on_fail=diag)
+    pid = int(e2e_tmux.tmux("display-message", "-p", "-t", mpane, "#{pane_pid}").strip())
+    t0 = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: any("member doomed exited" in t for t in director_turns), timeout=30,
+               what="the exit notice as a Director turn", on_fail=diag)
+    took = time.monotonic() - t0
+    row = cafleet_json(e2e_env, "member", "list", fleet_id=F, pane=(sock, director.pane))[0]
+    assert (row["state"], row["pane_status"]) == ("exited", "dead"), row
+    print(f"member killed -> notice in the Director's model turn: {took:.2f} s")
+    cafleet(e2e_env, "--fleet-id", F, "member", "delete", "--member-id", M, pane=(sock, director.pane))
