@@ -18,7 +18,8 @@ Member states, made real:
 - stalled: idle after it was sent a task (`message send`, the preview typed into its pane)
   that it answered with text only: open work, no report;
 - dialog: its first turn asked to run `touch …`, which the permission prompt holds;
-- exited: its claude was quit with `/exit` (the pane is gone).
+- exited: its claude was quit with `/exit` (the pane is kept until `member delete`; its exit
+  notice reaches the Director before the ticks are measured).
 
 Scenarios, for each fleet size N (a fresh fleet each): all working; working + idle; one
 stalled; one dialog; one exited; one report per tick (a member sends its Director a
@@ -27,11 +28,12 @@ message before every tick, which that tick reads and acks). The rest of the flee
 The seed template's tick (the user's reference text): `--json member list`, `--json message
 poll`, ack each task, and `member capture --lines 200` of every member that sent nothing
 since the last tick. The skill's tick (skills/cafleet-agent-team-monitoring): `member list`,
-`message poll`, ack each task, and `member capture --changed` of each member whose state
-calls for it (`dialog`, or stalled). Which member is stalled or on a dialog is taken from the
-scenario, which is what the member list's STATE/QUIET columns tell the Director; a real
-Director also waits for QUIET to reach 2 minutes before capturing a stalled member, so the
-skill's bytes here are an upper bound. Each kind runs `--ticks` ticks back to back (the
+`message poll`, ack each task, and `member capture --changed` of each member whose STATE (read
+from that tick's member list text) calls for it: `dialog`, or `idle` while it holds work the
+Director gave it (the stalled one: the Director knows what it sent). A real Director also
+waits for QUIET to reach 2 minutes before capturing a stalled member, so the skill's bytes
+here are an upper bound. A row notes any tick where the STATE column disagreed with the
+scenario. Each kind runs `--ticks` ticks back to back (the
 skill's first, so the seed's plain captures, which also record a look, cannot help it);
 bytes per hour = mean bytes per tick x 60 (one tick a minute).
 """
@@ -127,6 +129,8 @@ class Fleet:
         self.F, self.D = out[0], out[1]
         self.members: list[tuple[str, str, str]] = []  # (agent_id, pane_id, state)
         self.show = False
+        self.mismatches = 0  # skill-tick captures of a member the scenario did not put in a capture state
+        self.missed = 0      # members in a capture state whose STATE column did not call for a capture
 
     def cafleet(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
         return run(self.env, list(argv), self.pane, self.proj, check)
@@ -172,8 +176,12 @@ class Fleet:
                 self.tmux.send_keys(pane_id, "Enter")
                 ce.wait_until(lambda: not self.tmux.pane_exists(pane_id) or self.tmux.pane_dead(pane_id),
                               timeout=30, what="the exited member's pane to close")
-        # every preview and turn above is over: drain the Director's inbox (the `ready`-less
-        # start leaves nothing, but a test harness send could)
+                # its exit notice (tmux's pane-died hook -> a task to the Director) is read once,
+                # before the ticks measured here, so neither kind of tick pays for it
+                poll = ["--fleet-id", self.F, "--json", "message", "poll", "--agent-id", self.D]
+                ce.wait_until(lambda: json.loads(self.cafleet(*poll).stdout), timeout=15,
+                              what="the exit notice")
+        # every preview and turn above is over: drain the Director's inbox
         self.ack_all()
 
     def ack_all(self) -> None:
@@ -197,10 +205,16 @@ class Fleet:
             cmds = [[*f, "member", "list"], [*f, "message", "poll", "--agent-id", self.D]]
         n = size = 0
         reported: set[str] = set()
+        shown_state: dict[str, str] = {}
         for argv in cmds:
             p = self.cafleet(*argv)
             n, size = n + 1, size + len(p.stdout.encode()) + len(p.stderr.encode())
             self._show(argv, p)
+            if argv[2:4] == ["member", "list"]:  # the text the Director reads: AGENT_ID NAME BACKEND STATE …
+                for row in p.stdout.splitlines()[1:]:
+                    cols = row.split()
+                    if len(cols) >= 4:
+                        shown_state[cols[0]] = cols[3]
         # ack what the poll returned (both templates ack every task once handled)
         polled = json.loads(self.cafleet(*f, "--json", "message", "poll", "--agent-id", self.D).stdout)
         for t in polled:
@@ -212,13 +226,21 @@ class Fleet:
                 if agent_id in reported:
                     continue
                 argv = [*f, "member", "capture", "--member-id", agent_id, "--lines", "200"]
-            elif state in CAPTURE_STATES:
+            elif shown_state.get(agent_id) == "dialog" or (shown_state.get(agent_id) == "idle" and state == "stalled"):
+                # the skill: a dialog, or idle while it holds work you gave it (the Director
+                # knows what it sent; a real one also waits for QUIET to reach 2m)
                 argv = [*f, "member", "capture", "--member-id", agent_id, "--changed"]
             else:
                 continue
+            if kind == "skill" and state not in CAPTURE_STATES:
+                self.mismatches += 1
             p = self.cafleet(*argv, check=False)
             n, size = n + 1, size + len(p.stdout.encode()) + len(p.stderr.encode())
             self._show(argv, p)
+        if kind == "skill":
+            for agent_id, _pane, state in self.members:
+                if state in CAPTURE_STATES and shown_state.get(agent_id) not in ("dialog", "idle"):
+                    self.missed += 1
         return n, size
 
     def _show(self, argv, p) -> None:
@@ -272,6 +294,7 @@ def measure(sizes=(3, 8), ticks: int = 3, report=print, show: bool = False) -> l
                         row[f"{kind}_bytes"] = statistics.mean(b for _, b in per)
                         row[f"{kind}_bytes_per_hour"] = row[f"{kind}_bytes"] * 60
                     row["ratio"] = row["seed_bytes"] / row["skill_bytes"]
+                    row["state_mismatches"] = fleet.mismatches + fleet.missed
                     row["seconds"] = round(time.monotonic() - t0, 1)
                     rows.append(row)
                     report(_line(row))
@@ -289,7 +312,8 @@ HEADER = (f"{'N':>2}  {'scenario':<20} {'seed cmds':>9} {'seed B/tick':>11} {'se
 def _line(r: dict) -> str:
     return (f"{r['members']:>2}  {r['scenario']:<20} {r['seed_commands']:>9.1f} {r['seed_bytes']:>11.0f} "
             f"{r['seed_bytes_per_hour'] / 1024:>9.0f}  {r['skill_commands']:>10.1f} {r['skill_bytes']:>12.0f} "
-            f"{r['skill_bytes_per_hour'] / 1024:>10.1f}  {r['ratio']:>5.1f}x")
+            f"{r['skill_bytes_per_hour'] / 1024:>10.1f}  {r['ratio']:>5.1f}x"
+            + (f"  ({r['state_mismatches']} STATE mismatches)" if r.get("state_mismatches") else ""))
 
 
 def main() -> int:
