@@ -8,8 +8,8 @@ the installed `cafleet` CLI, and measures, over N runs each (interleaved with no
     the recipient's pane (`capture-pane` polled every ~5 ms), for two recipients:
     - an echoing pane (a member whose `claude` is `cat`: the tty echoes keys as they arrive,
       as a real TUI draws its input box) -- this is the push latency proper;
-    - a stand-in member (cafleet.standin: cbreak mode, no echo; it draws the preview only
-      once it has read line 2, i.e. after the Enter that follows `tmux.ENTER_DELAY`).
+    - a stand-in member (cafleet.standin: cbreak mode; it echoes what is typed into its
+      input line, as Claude Code does).
     Also the wall time of the `message send` command itself.
 (b) create: from the start of `cafleet member create` to the new pane being alive with the
     stand-in's banner visible; also the command's own wall time.

@@ -21,8 +21,9 @@ A line whose Enter was withheld because a dialog opened after the text went in (
 closes: tests/screens/claude-2.1.332-draft-after-dialog.txt) is recorded on the placement
 (`draft_chars`, `draft_mark`); before anything else is typed into that pane, once no dialog
 shows and the draft is visible in the input box, it is taken back with that many Backspaces
-(``send-keys -N COUNT BSpace``; honoured by Claude Code 2.1.332, seen on the real client,
-and by the stand-in).
+(``send-keys -N COUNT BSpace``). Seen on the real clients in tmux 3.3a: Claude Code 2.1.332
+(tests/e2e/test_scenario_gate.py), codex 0.171.0 and opencode 1.18.33 (a one- and a two-line
+draft cleared; tests/screens/*-draft.txt); the stand-in honours it too.
 
 Outcomes are `Decision`s: `ALLOWED` (typed), `HELD` (not now: a dialog, a busy agent, a shell
 or another program in the pane; a preview is kept and delivered later, see
@@ -47,6 +48,8 @@ CHOICE_TO_TEXT_DELAY = 0.3
 DRAFT_ROWS = 8
 """A draft counts as visible when its mark is in this many bottom non-blank rows (the input box)."""
 DRAFT_MARK_CHARS = 30
+DRAFT_PATIENCE = 3.0
+"""Seconds to wait for a taken-back draft to leave the screen."""
 
 
 @dataclass(frozen=True)
@@ -234,10 +237,14 @@ def _settle_draft(broker, target: Target, facts: Facts) -> tuple[Facts | None, s
         return facts, "a dialog is open over text cafleet typed earlier"
     if draft_visible(target.draft_mark, facts.screen):
         tmux.send_backspaces(target.socket, target.pane_id, target.draft_chars)
-        time.sleep(0.2)
-        facts = observe(target)
-        if facts is not None and draft_visible(target.draft_mark, facts.screen):
-            return facts, "text cafleet typed earlier is still in the input box"
+        deadline = time.monotonic() + DRAFT_PATIENCE
+        while True:  # Claude Code 2.1.332 takes ~0.5 s to redraw after a burst of Backspaces
+            time.sleep(0.1)
+            facts = observe(target)
+            if facts is None or not draft_visible(target.draft_mark, facts.screen):
+                break
+            if time.monotonic() >= deadline:
+                return facts, "text cafleet typed earlier is still in the input box"
     if broker is not None:
         broker.set_draft(target.agent_id, 0, None)
     return facts, None
@@ -289,10 +296,9 @@ def answer_choice(target: Target, *, choice: int | None = None, freetext: str | 
         return d, str(choice)
     tmux.send_literal(target.socket, target.pane_id, "4")
     time.sleep(CHOICE_TO_TEXT_DELAY)
-    facts = observe(target)
-    bad = decide(EXIT, target, facts) if facts is None or identity(target, facts) or facts.dead else None
-    if bad is not None and not bad.allowed:
-        return bad, "4"
+    facts = observe(target)  # the frame's text field is open now; the pane must still be the agent's
+    if facts is None or identity(target, facts) or facts.dead:
+        return decide(LINE, target, facts), "4"
     tmux.send_literal(target.socket, target.pane_id, freetext)
     if enter_delay > 0:
         time.sleep(enter_delay)

@@ -387,6 +387,9 @@ def _look(broker: Broker, m: dict) -> dict:
         return out
     away = None if facts.dead else gate.program(target, facts)
     out["state"] = "exited" if facts.dead else ("shell" if away else screens.classify(facts.screen))
+    if facts.dead and not p.get("exited_at"):
+        # the pane-died hook has not reported it (yet, or it failed): report it now, once
+        delivery.member_exited(broker, m["fleet_id"], m["agent_id"])
     if facts.dead:
         if out["exit_status"] is None:
             out["exit_status"] = facts.dead_status
@@ -454,11 +457,12 @@ def capture(broker: Broker, fleet_id: str, member_id: str, lines: int = 30, *, c
             "view_lines": len(view)}
 
 
-
 def send_input(broker: Broker, fleet_id: str, member_id: str, *, choice: int | None = None,
                freetext: str | None = None) -> dict:
     """Answer a 4-option choice frame (Claude Code's AskUserQuestion: options 1–3, `4. Type
     something.`). `choice` 1–3 types that digit; `freetext` types `4`, the text, then Enter.
+    Only into the validated frame (`gate.answer_choice`), else `Conflict` (exit 1) saying what
+    the pane shows. Once the frame has closed, previews held for the member are delivered.
     Raises `UsageError` for text with a newline, a control character or a leading `!`."""
     from cafleet import delivery, gate
 
@@ -599,7 +603,8 @@ def clear_panes_for_fleet_delete(broker: Broker, fleet_id: str, *, force: bool) 
     or with `force` kill those panes. Returns the pane ids killed."""
     from cafleet import tmux
 
-    live = [m for m in list_members(broker, fleet_id) if m["pane_status"] == "alive"]
+    rows = list_members(broker, fleet_id)
+    live = [m for m in rows if m["pane_status"] == "alive"]
     if live and not force:
         listing = "\n".join(f"  {m['agent_id']}  {m['name']}  pane {m['placement']['pane_id']}" for m in live)
         raise Conflict(
@@ -607,7 +612,7 @@ def clear_panes_for_fleet_delete(broker: Broker, fleet_id: str, *, force: bool) 
             "Delete them first (`member delete`), or pass --force to kill their panes."
         )
     killed = []
-    kept = [m for m in list_members(broker, fleet_id) if m["pane_status"] == "dead" and m["placement"]]
+    kept = [m for m in rows if m["pane_status"] == "dead" and m["placement"]]  # exited, kept by remain-on-exit
     for m in live + kept:
         p = m["placement"]
         if tmux.kill_pane(p["tmux_socket"], p["pane_id"]):

@@ -274,8 +274,20 @@ def test_a_member_that_exits_later_sends_its_director_a_notice(tf):
     # tmux 3.3a does not always record a dead pane's exit status (#{pane_dead_status} stays
     # empty when the pty closes before the process is reaped), so "unknown" is allowed
     notice = "cafleet: member Crasher exited with "
-    tf.wait(lambda: tf.rows("SELECT 1 FROM tasks WHERE sender_agent_id = ? AND body LIKE ?", (m, notice + "%")),
-            "the exit notice", timeout=15)
+
+    def arrived():
+        return tf.rows("SELECT 1 FROM tasks WHERE sender_agent_id = ? AND body LIKE ?", (m, notice + "%"))
+
+    try:
+        tf.wait(arrived, "the exit notice from the pane-died hook", timeout=20)
+    except AssertionError:
+        # tmux 3.3a fires pane-died only once it has reaped the process; now and then (under
+        # load) it never records the exit status, and the hook never fires. `member list`
+        # then reports the dead pane itself: the Director's next tick still hears of it.
+        status = tf.tmux("display-message", "-p", "-t", pane, "#{pane_dead}:#{pane_dead_status}").stdout.strip()
+        assert status == "1:", status
+        tf.fcli("member", "list")
+        assert arrived()
     took = time.monotonic() - t0
     body = tf.rows("SELECT body FROM tasks WHERE sender_agent_id = ? AND body LIKE ?", (m, notice + "%"))[0][0]
     assert body.startswith((notice + "status 1;", notice + "an unknown status;")), body
@@ -324,3 +336,20 @@ def test_a_send_from_where_tmux_cannot_be_reached_is_held_and_delivered_later(tf
     tf.wait(lambda: any(e["kind"] == "line" and e["value"].startswith(head) for e in tf.log("director")),
             "the held preview in the Director's pane")
     assert tf.rows("SELECT held_reason FROM tasks WHERE task_id = ?", (sent["task_id"],)) == [(None,)]
+
+
+def test_member_list_reports_an_exit_the_hook_missed(tf):
+    """tmux 3.3a sometimes never fires pane-died (see above); `member list` sees the dead pane
+    and sends the notice itself, once."""
+    m = tf.add_member("Unhooked")
+    pane = tf.pane_of(m)
+    tf.tmux("set-hook", "-u", "-p", "-t", pane, "pane-died")
+    tf.tmux("send-keys", "-t", pane, "-l", "/exit")
+    tf.tmux("send-keys", "-t", pane, "Enter")
+    tf.wait(lambda: tf.tmux("display-message", "-p", "-t", pane, "#{pane_dead}").stdout.strip() == "1", "the exit")
+    time.sleep(0.5)
+    assert tf.rows("SELECT 1 FROM tasks WHERE sender_agent_id = ? AND body LIKE 'cafleet: member%'", (m,)) == []
+    assert member_row(tf, m)["state"] == "exited"
+    tf.fcli("member", "list")
+    rows = tf.rows("SELECT body FROM tasks WHERE sender_agent_id = ? AND body LIKE 'cafleet: member%'", (m,))
+    assert len(rows) == 1 and rows[0][0].startswith("cafleet: member Unhooked exited with "), rows

@@ -28,6 +28,17 @@ EXPECTED = {
     "codex-0.169.0-sign-in.txt": ("dialog", "Press enter to continue", False),
     "codex-0.169.0-trust-folder.txt": ("dialog", "enter continue · esc back", False),
     "codex-0.171.0-sign-in.txt": ("dialog", "Press enter to continue", False),
+    "codex-0.171.0-idle.txt": ("idle", None, False),
+    "codex-0.171.0-draft.txt": ("idle", None, False),
+    "opencode-1.18.33-idle.txt": ("idle", None, False),
+    "opencode-1.18.33-draft.txt": ("idle", None, False),
+}
+
+# A draft the gate typed is recognised in each client's input box (`gate.draft_visible`):
+DRAFTS = {
+    "claude-2.1.332-draft-after-dialog.txt": "[cafleet] task abc from X (id",
+    "codex-0.171.0-draft.txt": "line one",
+    "opencode-1.18.33-draft.txt": "hello draft text",
 }
 
 
@@ -38,6 +49,16 @@ def test_real_screens_read_as_expected(name):
     assert screens.classify(screen) == state
     assert screens.open_dialog(screen) == marker
     assert (screens.choice_frame(screen) is not None) is frame
+
+
+@pytest.mark.parametrize("name", sorted(DRAFTS))
+def test_a_draft_shows_in_each_clients_input_box(name):
+    from cafleet import gate
+
+    screen = (SCREENS / name).read_text(encoding="utf-8")
+    assert gate.draft_visible(DRAFTS[name], screen)
+    idle = name.replace("draft-after-dialog", "idle").replace("draft", "idle")
+    assert not gate.draft_visible(DRAFTS[name], (SCREENS / idle).read_text(encoding="utf-8"))
 
 
 def test_every_kept_screen_has_expectations():

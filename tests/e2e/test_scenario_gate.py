@@ -130,3 +130,51 @@ def test_a_killed_member_reaches_the_director_as_a_user_turn(start_claude, fake_
     assert (row["state"], row["pane_status"]) == ("exited", "dead"), row
     print(f"member killed -> notice in the Director's model turn: {took:.2f} s")
     cafleet(e2e_env, "--fleet-id", F, "member", "delete", "--member-id", M, pane=(sock, director.pane))
+
+
+def test_text_typed_before_a_real_dialog_opened_gets_no_enter_and_is_taken_back(start_claude, fake_api, e2e_tmux,
+                                                                                e2e_env, project_dir, tmp_path):
+    """The race of issue 9 item 3 on the real client: a line is typed while Claude Code
+    2.1.332 works; its own tool call opens a permission dialog before the Enter. The gate's
+    re-check sees the dialog, sends no Enter, and records the draft (Claude keeps it in the
+    input box under the dialog). After the user declines, the next keystroke through the gate
+    first takes the draft back (Backspaces), so the model gets the new line alone."""
+    from cafleet import gate
+    from cafleet.broker import Broker
+
+    marker = tmp_path / "approved-by-nobody"
+    turns = []
+
+    def script(req):
+        text = turn_text(req)
+        turns.append(text)
+        if "SLOW-TOUCH" in text and not req.latest_tool_results():
+            time.sleep(2.5)
+            return Reply.bash(f"touch {marker}")
+        return Reply.say("NOTED")
+
+    fake_api.script = script
+    sock = e2e_tmux.socket_path
+    claude = start_claude()
+    F, D = cafleet(e2e_env, "fleet", "create", pane=(sock, claude.pane), cwd=project_dir).stdout.splitlines()[:2]
+    diag = lambda: diagnostics(e2e_tmux, fake_api)  # noqa: E731
+    claude.type("SLOW-TOUCH")
+    claude.wait_for("esc to interrupt", timeout=20)
+    with Broker.open(e2e_env["CAFLEET_DB"]) as b:
+        target = gate.Target.of(b.get_agent(F, D))
+        first = "[cafleet] task draft-probe from X (x) - poll to read it:\nDRAFT-BODY"
+        d = gate.type_line(target, first, broker=b, enter_delay=4.0)  # the dialog opens meanwhile
+        assert d.verdict == gate.HELD and d.draft == len(first) and "dialog" in d.reason, (d, diag())
+        assert DIALOG_MARK in claude.screen()
+        claude.keys("Escape")  # the user declines
+        wait_until(lambda: DIALOG_MARK not in claude.screen() and "DRAFT-BODY" in claude.screen(), timeout=15,
+                   what="the draft back in the input box", on_fail=diag)
+        time.sleep(1.0)
+        n = len(turns)
+        d = gate.type_line(gate.Target.of(b.get_agent(F, D)), "SECOND-LINE", broker=b)
+        assert d.allowed, (d, diag())
+        wait_until(lambda: any("SECOND-LINE" in t for t in turns[n:]), timeout=20, what="the second line's turn",
+                   on_fail=diag)
+    got = [t for t in turns[n:] if "SECOND-LINE" in t]
+    assert "DRAFT-BODY" not in got[0] and "draft-probe" not in got[0], got[0][:300]
+    assert not any("DRAFT-BODY" in t for t in turns) and not marker.exists()
