@@ -34,7 +34,7 @@ Director gave it (the stalled one: the Director knows what it sent). A real Dire
 waits for QUIET to reach 2 minutes before capturing a stalled member, so the skill's bytes
 here are an upper bound. A row notes any tick where the STATE column disagreed with the
 scenario. Each kind runs `--ticks` ticks back to back (the
-skill's first, so the seed's plain captures, which also record a look, cannot help it);
+skill's first; the seed's plain captures do not touch the skill's last looks anyway);
 bytes per hour = mean bytes per tick x 60 (one tick a minute).
 """
 

@@ -479,7 +479,7 @@ def _state_text(d: dict) -> str:
 @click.option("--lines", type=click.IntRange(1, 10000), default=30, show_default=True)
 @click.option("--changed", is_flag=True,
               help="Compact view (blank runs, long rules and padding squeezed), and of it only what "
-                   "changed since your last capture of this member; one line if nothing did.")
+                   "changed since your last --changed capture of this member; one line if nothing did.")
 def member_capture(member_id: str, lines: int, changed: bool) -> None:
     """The last N lines of the member's pane (wrapped lines joined). With --changed: only
     what changed since the last look, in a compact view (the cheap form for a supervision tick)."""

@@ -17,8 +17,9 @@ since the Director's previous look at the same member (`changes`):
   change). An unchanged screen is one line saying since when.
 
 The last look is a small file per member beside the DB (`<db>.looks/<agent_id>`, directory
-0700, file 0600, replaced atomically): the view and when it was taken. Every `member
-capture` of a member records a look, whatever its flags; `member delete` removes it. It is
+0700, file 0600, replaced atomically): the view and when it was taken. Only `member capture
+--changed` reads and records it (the Director's form); a plain capture, which a user or a
+script may run in between, leaves it alone. `member delete` and `fleet delete` remove it. It is
 not in the DB because it is a cache of what one reader last saw, not fleet state; a missing
 or unreadable file only means "no previous look" (the whole view is shown). Stdlib only.
 """

@@ -413,14 +413,16 @@ is mostly blank rows) does not crowd out the `lines` lines with content."""
 
 
 def capture(broker: Broker, fleet_id: str, member_id: str, lines: int = 30, *, changed: bool = False) -> dict:
-    """Look at the member's pane; every call records the look (`cafleet.looks`). An exited
+    """Look at the member's pane. An exited
     member's pane is kept until `member delete`: its last screen is shown under a line
     saying it exited.
 
     Plain: the last `lines` lines of the pane, wrapped lines joined:
     `{member_agent_id, pane_id, lines, content}`.
     `changed`: the compact view's last `lines` lines, of which only what changed since the
-    previous look at this member (`looks.changes`); adds `previous_look_at` (ISO time or
+    previous `changed` look at this member (`looks.changes`), and that view is recorded as
+    the new look (`cafleet.looks`; a plain capture, e.g. by the user, neither reads nor moves
+    it); adds `previous_look_at` (ISO time or
     None), `previous_look_age_s`, `view_lines` and `unchanged` (bool; `content` is then "").
     Raises `NotFound`, `Conflict` (no pane to look at), `TmuxError`."""
     from cafleet import looks, tmux
@@ -445,7 +447,6 @@ def capture(broker: Broker, fleet_id: str, member_id: str, lines: int = 30, *, c
     out = {"member_agent_id": member_id, "pane_id": pane_id, "lines": lines}
     if not changed:
         content = body if head is None else head + "\n" + "\n".join(body.splitlines()[-lines:])
-        looks.record_look(broker.path, member_id, looks.compact(content))
         return {**out, "content": content}
     view = ([head] if head else []) + looks.compact(body, lines)
     previous = looks.last_look(broker.path, member_id)

@@ -114,11 +114,12 @@ def test_capture_changed_shows_only_news_and_forgets_on_delete(one):
     assert "stand-in agent" not in news and "⋯ " in news and "110" not in news  # old lines folded
     data = json.loads(fleet.cli("--json", *cap).stdout)
     assert data["unchanged"] is True and data["content"] == "" and data["previous_look_at"].endswith("Z")
-    # a plain capture is a look too
+    # a plain capture (the user's, a script's) is not the Director's look: it moves nothing
     fleet.cli(*fleet.f, "member", "exec", "--member-id", member_id, "echo later-99")
     wait_for(lambda: "later-99" in fleet.capture(pane).split("echo")[-1], "the echo output")
-    fleet.cli(*fleet.f, "member", "capture", "--member-id", member_id)
-    assert fleet.cli(*cap).stdout.startswith("(unchanged since")
+    assert "later-99" in fleet.cli(*fleet.f, "member", "capture", "--member-id", member_id).stdout
+    later = fleet.cli(*cap).stdout
+    assert later.startswith("(changed since") and "later-99" in later
     store = Path(looks.store_dir(str(fleet.db))) / member_id
     assert store.exists()
     fleet.cli(*fleet.f, "member", "delete", "--member-id", member_id, "--force")

@@ -476,7 +476,7 @@ class DirectorBrain(Brain):
         return "RAW-TMUX-DONE"
 
     def step_answer_choice(self, req, arg):
-        r = yield bash(f"{self.base()} member capture --member-id {self.M} --lines 120")
+        r = yield bash(f"{self.base()} member capture --member-id {self.M} --changed")
         self.note("capture-choice", r)
         r = yield bash(f"{self.base()} member send-input --member-id {self.M} --choice {arg}")
         self.note("send-input", r)
