@@ -264,15 +264,21 @@ def type_line(target: Target, text: str, kind: str = LINE, *, broker=None,
     d = decide(kind, target, facts)
     if not d.allowed:
         return d
-    facts, waiting = _settle_draft(broker, target, facts)
-    if waiting:
-        return Decision(HELD, waiting, d.state)
+    if target.draft_chars:
+        facts, waiting = _settle_draft(broker, target, facts)
+        if waiting:
+            return Decision(HELD, waiting, d.state)
+        d = decide(kind, target, facts)  # the screen changed: decide again on what it shows now
+        if not d.allowed:
+            return d
     tmux.send_literal(target.socket, target.pane_id, text)
     if enter_delay > 0:
         time.sleep(enter_delay)
     again = decide(LINE, target, observe(target))
+    if again.verdict == REFUSED:  # the pane died or changed hands meanwhile: nothing to take back
+        return again
     if not again.allowed:
-        if broker is not None and again.verdict == HELD:
+        if broker is not None:
             broker.set_draft(target.agent_id, len(text), draft_mark(text))
         return Decision(HELD, f"{again.reason}; it appeared after the text was typed, so no Enter was "
                               "sent and the text will be taken back", again.state, draft=len(text))

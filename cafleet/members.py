@@ -237,11 +237,11 @@ def create(
         director_pane = tmux.PaneRef(socket_path=dp["tmux_socket"], session_name=dp["session_name"],
                                      window_id=dp["window_id"], pane_id=dp["pane_id"])
         pane = tmux.split_window(director_pane, argv, env, os.getcwd(), keep_on_exit=True)
-        tmux.set_pane_tag(pane.socket_path, pane.pane_id, m["agent_id"])
         placement = placement_of(pane)
         # recorded before the start check: the member's own SessionStart hook looks itself up
         # by pane within milliseconds; a failed check rolls the row back all the same
         broker.set_placement(fleet_id, m["agent_id"], placement, coding_agent)
+        tmux.set_pane_tag(pane.socket_path, pane.pane_id, m["agent_id"])  # before anything types into it
         _check_started(placement, backend.binary)
         tmux.set_exit_hook(pane.socket_path, pane.pane_id, exit_hook_command(broker.path, fleet_id, m["agent_id"]))
         if pane_state(placement) != "alive":  # it died before the hook was set: report it now

@@ -20,7 +20,7 @@ import pytest
 
 from claude_env import wait_until
 from fakeapi import Reply
-from scenario_helpers import DIALOG_MARK, cafleet, cafleet_json, diagnostics, turn_text
+from scenario_helpers import DIALOG_MARK, broker, cafleet, cafleet_json, diagnostics, turn_text
 
 pytestmark = pytest.mark.e2e
 
@@ -117,18 +117,38 @@ def test_a_killed_member_reaches_the_director_as_a_user_turn(start_claude, fake_
     M = cafleet(e2e_env, "--fleet-id", F, "member", "create", "--name", "doomed", "--description",
                 "gets killed", pane=(sock, director.pane), cwd=project_dir).stdout.splitlines()[0]
     mpane = _member_pane(e2e_env, F)
-    diag = lambda: diagnostics(e2e_tmux, fake_api)  # noqa: E731
+
+    def diag():
+        with broker(e2e_env) as b:
+            rows = b.conn.execute("SELECT body, held_reason FROM tasks WHERE sender_agent_id = ?", (M,)).fetchall()
+            placement = b.conn.execute("SELECT exited_at, exit_status FROM placements WHERE agent_id = ?",
+                                       (M,)).fetchall()
+        dead = e2e_tmux.tmux("display-message", "-p", "-t", mpane, "#{pane_dead}:#{pane_dead_status}", check=False)
+        return f"tasks from the member: {rows}\nplacement: {placement}\npane dead: {dead}\n" + diagnostics(
+            e2e_tmux, fake_api)
+
     wait_until(lambda: "esc to interrupt" in e2e_tmux.capture(mpane, history=15), timeout=40,
                what="the member mid-turn", on_fail=diag)
     pid = int(e2e_tmux.tmux("display-message", "-p", "-t", mpane, "#{pane_pid}").strip())
     t0 = time.monotonic()
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: any("member doomed exited" in t for t in director_turns), timeout=30,
-               what="the exit notice as a Director turn", on_fail=diag)
+    try:
+        wait_until(lambda: any("member doomed exited" in t for t in director_turns), timeout=20,
+                   what="the exit notice as a Director turn", on_fail=diag)
+        how = "pane-died hook"
+    except AssertionError as e:
+        # tmux 3.3a now and then never fires pane-died under load (docs/ARCHITECTURE.md);
+        # the Director's next `member list` (every tick) reports the exit instead
+        with broker(e2e_env) as b:
+            assert b.conn.execute("SELECT exited_at FROM placements WHERE agent_id = ?", (M,)).fetchone() == (None,), e
+        cafleet(e2e_env, "--fleet-id", F, "member", "list", pane=(sock, director.pane))
+        wait_until(lambda: any("member doomed exited" in t for t in director_turns), timeout=20,
+                   what="the exit notice as a Director turn after member list", on_fail=diag)
+        how = "member list (the hook did not fire)"
     took = time.monotonic() - t0
     row = cafleet_json(e2e_env, "member", "list", fleet_id=F, pane=(sock, director.pane))[0]
     assert (row["state"], row["pane_status"]) == ("exited", "dead"), row
-    print(f"member killed -> notice in the Director's model turn: {took:.2f} s")
+    print(f"member killed -> notice in the Director's model turn: {took:.2f} s via {how}")
     cafleet(e2e_env, "--fleet-id", F, "member", "delete", "--member-id", M, pane=(sock, director.pane))
 
 
