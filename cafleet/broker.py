@@ -757,7 +757,9 @@ class Broker:
 
     def list_members(self, fleet_id: str, director_id: str | None = None) -> list[dict]:
         """Active members of the fleet (optionally only those spawned by `director_id`), oldest
-        first, each an agent row plus `unread` (its un-acked tasks)."""
+        first, each an agent row plus `unread` (its un-acked tasks), `last_report_at` (when it
+        last sent its Director a task, any state; None if never) and `unacked_reports` (how
+        many of those the Director has not acked)."""
         self.get_fleet(fleet_id)
         where = "a.fleet_id = ? AND a.role = 'member' AND a.status = 'active'"
         params: tuple = (fleet_id,)
@@ -773,8 +775,20 @@ class Broker:
                 (fleet_id,),
             ).fetchall()
         )
+        # what each member sent the Director that spawned it: when last, and how much of it
+        # that Director has not acked yet
+        reports = {
+            sender: (last, unacked)
+            for sender, last, unacked in self.conn.execute(
+                "SELECT t.sender_agent_id, MAX(t.created_at), SUM(t.state = 'input_required') FROM tasks t"
+                " JOIN agents a ON a.agent_id = t.sender_agent_id AND a.parent_agent_id = t.recipient_agent_id"
+                " WHERE t.fleet_id = ? GROUP BY t.sender_agent_id",
+                (fleet_id,),
+            ).fetchall()
+        }
         for r in rows:
             r["unread"] = counts.get(r["agent_id"], 0)
+            r["last_report_at"], r["unacked_reports"] = reports.get(r["agent_id"], (None, 0))
         rows.sort(key=lambda r: r["created_at"])
         return rows
 

@@ -346,6 +346,10 @@ def fleet_delete(fleet_id: str, force: bool) -> None:
     from cafleet import worktrees
 
     result.update(worktrees.after_fleet_delete(broker, fleet_id))
+    from cafleet import looks
+
+    for agent_id in result["deregistered"]:
+        looks.forget(broker.path, agent_id)  # the last looks at its members' screens
     text = (f"fleet {fleet_id} was already deleted" if result["already_deleted"]
             else f"fleet {fleet_id} deleted; {len(result['deregistered'])} agent(s) deregistered"
             + (f"; killed panes {' '.join(killed)}" if killed else ""))
@@ -512,12 +516,14 @@ def _worktree_state(w: dict) -> str:
 @member.command("list")
 @click.option("--agent-id", type=UUID, help="Only members spawned by this Director.")
 def member_list(agent_id: str | None) -> None:
-    """Every member: id, name, backend, pane, pane status (alive/dead/pending), state
-    (working/idle/dialog/exited/shell, from its screen), quiet time (how long its screen has
-    been unchanged), unread, held previews, last_seen, created_at; an exited member's status
-    and last line; for a --worktree member its branch, commits ahead of base and whether it
-    has uncommitted changes (`worktree` in --json, null without one). Delivers held previews
-    that can go in now."""
+    """Every member, one short line each: id, name, backend, STATE (working/idle/dialog/
+    exited/shell, from its screen), QUIET (how long its screen has been unchanged), SEEN (its
+    last cafleet call), REPORTED (its last message to its Director), TO_YOU (those messages
+    the Director has not acked), UNREAD (messages to it not acked), HELD (previews not typed
+    yet), and BRANCH for --worktree members (branch, commits ahead of base, dirty or not); an
+    exited member's status and last line below. --json adds pane_id, pane_status, the times as
+    UTC ISO strings, created_at and `worktree` (null without one). Delivers held previews that
+    can go in now."""
     state = _state()
     from cafleet import members
 
@@ -528,37 +534,27 @@ def member_list(agent_id: str | None) -> None:
     data = [{"agent_id": r["agent_id"], "name": r["name"], "coding_agent": r["coding_agent"],
              "pane_id": (r["placement"] or {}).get("pane_id"), "pane_status": r["pane_status"],
              "state": r["state"], "quiet_s": r["quiet_s"], "unread": r["unread"], "held": r["held"],
-             "exit_status": r["exit_status"], "last_line": r["last_line"],
-             "last_seen": r["last_seen"], "created_at": r["created_at"],
-             "worktree": r["worktree"]} for r in rows]
+             "exit_status": r["exit_status"], "last_line": r["last_line"], "last_seen": r["last_seen"],
+             "last_report_at": r["last_report_at"], "unacked_reports": r["unacked_reports"],
+             "created_at": r["created_at"], "worktree": r["worktree"]} for r in rows]
     branches = any(d["worktree"] for d in data)  # the BRANCH column only once someone has one
     _emit(data, lambda: _table(
-        [[d["agent_id"], d["name"], d["coding_agent"], d["pane_id"] or "-", d["pane_status"], _state_text(d),
-          _quiet_text(d["quiet_s"]), d["unread"], d["held"], d["last_seen"] or "-", d["created_at"]]
+        [[d["agent_id"], d["name"], d["coding_agent"], _state_text(d), render.age(d["quiet_s"]),
+          render.age_of(d["last_seen"]), render.age_of(d["last_report_at"]), d["unacked_reports"], d["unread"],
+          d["held"]]
          + ([f"{d['worktree']['branch']} {_worktree_state(d['worktree'])}" if d["worktree"] else "-"]
             if branches else []) for d in data],
-        ["AGENT_ID", "NAME", "BACKEND", "PANE", "STATUS", "STATE", "QUIET", "UNREAD", "HELD", "LAST_SEEN",
-         "CREATED_AT"] + (["BRANCH"] if branches else [])) + "".join(
-            f"\n{d['name']} exited: {d['last_line']}" for d in data
-            if d["state"] == "exited" and d["last_line"]) if data
+        ["AGENT_ID", "NAME", "BACKEND", "STATE", "QUIET", "SEEN", "REPORTED", "TO_YOU", "UNREAD", "HELD"]
+        + (["BRANCH"] if branches else []))
+        + "".join(f"\n{d['name']} exited: {d['last_line']}" for d in data
+                  if d["state"] == "exited" and d["last_line"]) if data
         else "No members.")
 
 
 def _state_text(d: dict) -> str:
     if d["state"] == "exited" and d["exit_status"] is not None:
         return f"exited({d['exit_status']})"
-    return d["state"] or "-"
-
-
-def _quiet_text(seconds: int | None) -> str:
-    """`quiet 4m`-style duration: `12s`, `4m`, `2h`; `-` when unknown."""
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    return f"{seconds // 3600}h"
+    return d["state"] or ("pending" if d["pane_status"] == "pending" else "-")
 
 
 @member.command("show")
@@ -584,13 +580,26 @@ def member_show(member_id: str) -> None:
 @member.command("capture")
 @click.option("--member-id", type=UUID, required=True)
 @click.option("--lines", type=click.IntRange(1, 10000), default=30, show_default=True)
-def member_capture(member_id: str, lines: int) -> None:
-    """The last N lines of the member's pane."""
+@click.option("--changed", is_flag=True,
+              help="Compact view (blank runs, long rules and padding squeezed), and of it only what "
+                   "changed since your last --changed capture of this member; one line if nothing did.")
+def member_capture(member_id: str, lines: int, changed: bool) -> None:
+    """The last N lines of the member's pane (wrapped lines joined). With --changed: only
+    what changed since the last look, in a compact view (the cheap form for a supervision tick)."""
     state = _state()
     from cafleet import members
 
-    r = members.capture(state.fleet_broker("member capture"), state.fleet_id, member_id, lines)
-    _emit(r, r["content"])
+    r = members.capture(state.fleet_broker("member capture"), state.fleet_id, member_id, lines, changed=changed)
+    if not changed:
+        _emit(r, r["content"])
+    elif r["unchanged"]:
+        _emit(r, f"(unchanged since your last look {render.age(r['previous_look_age_s'])} ago: "
+                 f"{r['view_lines']} lines)")
+    elif r["previous_look_at"] is None:
+        _emit(r, r["content"])
+    else:
+        _emit(r, f"(changed since your last look {render.age(r['previous_look_age_s'])} ago; "
+                 f"⋯ marks unchanged lines)\n{r['content']}")
 
 
 @member.command("send-input")
@@ -612,21 +621,31 @@ def member_send_input(member_id: str, choice: int | None, freetext: str | None) 
 
 @member.command("exec", context_settings={"ignore_unknown_options": True})
 @click.option("--member-id", type=UUID, required=True)
+@click.option("--wait", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="How long to wait for the command to finish (default 90; 0: do not wait).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def member_exec(member_id: str, command: tuple[str, ...]) -> None:
-    """Type `! COMMAND` + Enter into the member's pane (the coding agent's shell shortcut).
-    COMMAND is one quoted argument. Follow it with `member ping` so the member reads the
-    result."""
+def member_exec(member_id: str, wait: float | None, command: tuple[str, ...]) -> None:
+    """Type `! COMMAND` + Enter into the member's pane (the coding agent's shell shortcut)
+    and wait until it has finished (exit 2 if it still runs after --wait seconds). COMMAND is
+    one quoted argument. Follow it with `member ping` so the member reads the result."""
     if len(command) != 1:
         shown = " ".join(command) or "ls -la"
         raise UsageError(f"member exec takes the command as one quoted argument, e.g. "
                          f"`cafleet --fleet-id <fleet-id> member exec --member-id <member-id> \"{shown}\"`")
     command = command[0]
     state = _state()
-    from cafleet import members
+    from cafleet import execwait, members
 
-    r = members.exec_command(state.fleet_broker("member exec"), state.fleet_id, member_id, command)
-    _emit(r, f"typed {r['sent']!r} into pane {r['pane_id']}")
+    r = members.exec_command(state.fleet_broker("member exec"), state.fleet_id, member_id, command,
+                             wait=execwait.DEFAULT_WAIT if wait is None else wait)
+    text = f"typed {r['sent']!r} into pane {r['pane_id']}"
+    if r.get("pane_gone"):
+        text += "; the pane is gone now (see member list)"
+    elif r.get("dialog"):
+        text += f"; finished after {r['waited_s']:g} s, and the pane now shows a dialog ({r['dialog']!r})"
+    elif "waited_s" in r:
+        text += f"; finished after {r['waited_s']:g} s"
+    _emit(r, text)
 
 
 @member.command("ping")

@@ -329,7 +329,7 @@ def tmux_reason(subcommands: list[str], agent: dict) -> str:
                  "format literally, e.g. `tmux display-message -p '#{pane_id}'`.")
     lines = [head, "Use instead:"]
     if subs & _TMUX_READ:
-        lines.append(f"- read a member's screen: `{base} member capture --member-id {m} --lines 120`")
+        lines.append(f"- read a member's screen: `{base} member capture --member-id {m} --changed`")
     if subs & _TMUX_KEYS:
         lines.append(f'- tell a member something: `{base} message send --agent-id {agent_id} --to {m} --text "<text>"`')
         lines.append(f"- make a member read its inbox now: `{base} member ping --member-id {m}`")

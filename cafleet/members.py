@@ -51,6 +51,10 @@ def identity_prompt(fleet_id: str, agent_id: str, director_id: str, name: str, d
     ])
 
 
+PROMPT_HEADING = "\n\nFrom the Director (your role and background; tasks come by message):\n"
+"""Put between the identity part and the Director's own prompt text (`member create -- PROMPT`)."""
+
+
 # ---------------------------------------------------------------- helpers
 
 
@@ -237,7 +241,7 @@ def create(
         if workspace:
             text += "\n" + workspace
         if prompt and prompt.strip():
-            text += "\n\nYour task from the Director:\n" + prompt
+            text += PROMPT_HEADING + prompt
         argv = backend.spawn_argv(prompt=text, model=model, name=name, identity=identity)
         # A new pane's environment is the tmux server's plus what we pass: give the member
         # the caller's PATH with the running `cafleet`'s directory first, so it runs the same
@@ -429,29 +433,55 @@ def _seconds_since(ts: str) -> float:
     return time.time() - t
 
 
-def capture(broker: Broker, fleet_id: str, member_id: str, lines: int = 30) -> dict:
-    """The last `lines` lines of the member's pane:
-    `{member_agent_id, pane_id, lines, content}`."""
-    from cafleet import tmux
+CHANGED_EXTRA_ROWS = 200
+"""Rows captured beyond `lines` for a compact view, so blank padding (a Claude Code screen
+is mostly blank rows) does not crowd out the `lines` lines with content."""
+
+
+def capture(broker: Broker, fleet_id: str, member_id: str, lines: int = 30, *, changed: bool = False) -> dict:
+    """Look at the member's pane. An exited
+    member's pane is kept until `member delete`: its last screen is shown under a line
+    saying it exited.
+
+    Plain: the last `lines` lines of the pane, wrapped lines joined:
+    `{member_agent_id, pane_id, lines, content}`.
+    `changed`: the compact view's last `lines` lines, of which only what changed since the
+    previous `changed` look at this member (`looks.changes`), and that view is recorded as
+    the new look (`cafleet.looks`; a plain capture, e.g. by the user, neither reads nor moves
+    it); adds `previous_look_at` (ISO time or
+    None), `previous_look_age_s`, `view_lines` and `unchanged` (bool; `content` is then "").
+    Raises `NotFound`, `Conflict` (no pane to look at), `TmuxError`."""
+    from cafleet import looks, tmux
 
     m = _member(broker, fleet_id, member_id)
     socket, pane_id = _pane(m)
     state = pane_state(m["placement"])
+    head = None
     if state == "alive":
-        content = tmux.capture(socket, pane_id, lines)
+        body = tmux.capture(socket, pane_id, lines + CHANGED_EXTRA_ROWS if changed else lines)
     elif m["placement"].get("exited_at") or state == "dead":
         # the agent exited: its pane is kept (remain-on-exit) until `member delete`
-        kept = m["placement"].get("last_screen")
+        body = m["placement"].get("last_screen") or ""
         if state == "dead":
-            kept = "\n".join(r for r in tmux.capture(socket, pane_id, lines + 5).splitlines()
+            body = "\n".join(r for r in tmux.capture(socket, pane_id, lines + 5).splitlines()
                              if not r.startswith("Pane is dead"))
         status = m["placement"].get("exit_status")
         head = f"(member exited{'' if status is None else f' with status {status}'}; its last screen:)"
-        content = head + "\n" + "\n".join((kept or "").splitlines()[-lines:])
     else:
         raise Conflict(f"member {member_id}'s pane {pane_id} is dead or gone; "
                        "see `member list`, and `member delete --force` to clean it up")
-    return {"member_agent_id": member_id, "pane_id": pane_id, "lines": lines, "content": content}
+    out = {"member_agent_id": member_id, "pane_id": pane_id, "lines": lines}
+    if not changed:
+        content = body if head is None else head + "\n" + "\n".join(body.splitlines()[-lines:])
+        return {**out, "content": content}
+    view = ([head] if head else []) + looks.compact(body, lines)
+    previous = looks.last_look(broker.path, member_id)
+    shown = looks.changes(previous["lines"] if previous else None, view)
+    looks.record_look(broker.path, member_id, view)
+    return {**out, "content": "\n".join(shown or []), "unchanged": shown is None,
+            "previous_look_at": looks.iso(previous["at"]) if previous else None,
+            "previous_look_age_s": int(time.time() - previous["at"]) if previous else None,
+            "view_lines": len(view)}
 
 
 def send_input(broker: Broker, fleet_id: str, member_id: str, *, choice: int | None = None,
@@ -483,13 +513,40 @@ def send_input(broker: Broker, fleet_id: str, member_id: str, *, choice: int | N
     return {"member_agent_id": member_id, "pane_id": target.pane_id, "sent": sent}
 
 
-def exec_command(broker: Broker, fleet_id: str, member_id: str, command: str) -> dict:
-    """Type `! COMMAND` + Enter into the member's pane (claude's and codex's shell shortcut).
-    Raises `UsageError` for an empty command, a newline or a control character."""
+def exec_command(broker: Broker, fleet_id: str, member_id: str, command: str, *, wait: float = 0.0) -> dict:
+    """Type `! COMMAND` + Enter into the member's pane (claude's and codex's shell shortcut)
+    through the gate, then, if `wait` > 0, wait up to `wait` seconds for the command to
+    finish (`cafleet.execwait`). Returns `{member_agent_id, pane_id, sent}` plus, when
+    waiting, `waited_s`, `dialog` (what the pane shows now, or None) and `pane_gone`.
+    Raises `UsageError` for an empty command, a newline or a control character, `Conflict`
+    when the gate refuses, and `Timeout` (exit 2) when the command still runs after `wait` s."""
     keystrokes.validate_exec_command(command)
     m = _member(broker, fleet_id, member_id)
     _pane(m)
-    return _through_gate(m, "! " + command, "`member exec`", broker=broker)
+    out = _through_gate(m, "! " + command, "`member exec`", broker=broker)
+    if wait > 0:
+        out.update(_wait_exec(m, m["placement"]["tmux_socket"], out["pane_id"], out["sent"], wait))
+    return out
+
+
+def _wait_exec(m: dict, socket: str, pane_id: str, sent: str, wait: float) -> dict:
+    from cafleet import execwait, screens, tmux
+    from cafleet.tmux import TargetGone
+
+    def read() -> str | None:
+        try:
+            return tmux.screen(socket, pane_id)
+        except TargetGone:
+            return None
+
+    r = execwait.wait_finished(read, wait, dialog=screens.open_dialog)
+    if not r["finished"]:
+        raise Timeout(
+            f"typed {sent!r} into member {m['agent_id']}'s pane {pane_id}; it is still running after "
+            f"{wait:g} s. Do not ping yet: the ping would be typed into its output. Check on a later tick "
+            "(member list, member capture) and ping once the member is idle."
+        )
+    return {"waited_s": r["waited_s"], "dialog": r["dialog"], "pane_gone": r["pane_gone"]}
 
 
 def ping(broker: Broker, fleet_id: str, member_id: str) -> dict:
@@ -548,6 +605,9 @@ def delete(broker: Broker, fleet_id: str, member_id: str, *, force: bool = False
             how = "killed"
     broker.deregister_agent(fleet_id, member_id)
     _rebalance(placement)
+    from cafleet import looks
+
+    looks.forget(broker.path, member_id)
     return {"agent_id": member_id, "pane_id": pane_id, "how": how}
 
 

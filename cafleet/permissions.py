@@ -85,6 +85,7 @@ COMMANDS: tuple[CommandTemplate, ...] = (
     CommandTemplate(DIRECTOR, f'cafleet --fleet-id {_F} message send --agent-id {_D} --to {_M} --text "<text>"', ALLOW),
     CommandTemplate(DIRECTOR, f"cafleet --fleet-id {_F} member capture --member-id {_M}", ALLOW),
     CommandTemplate(DIRECTOR, f"cafleet --fleet-id {_F} member capture --member-id {_M} --lines <n>", ALLOW),
+    CommandTemplate(DIRECTOR, f"cafleet --fleet-id {_F} member capture --member-id {_M} --changed", ALLOW),
     CommandTemplate(DIRECTOR, f"cafleet --fleet-id {_F} member ping --member-id {_M}", ALLOW),
     # --- Director: each use prompts the user ------------------------------------------------
     CommandTemplate(
@@ -105,6 +106,7 @@ COMMANDS: tuple[CommandTemplate, ...] = (
     CommandTemplate(DIRECTOR, f"cafleet --fleet-id {_F} member delete --member-id {_M}", ASK),
     CommandTemplate(DIRECTOR, f"cafleet --fleet-id {_F} member delete --member-id {_M} --force", ASK),
     CommandTemplate(DIRECTOR, f"cafleet fleet delete {_F}", ASK),
+    CommandTemplate(DIRECTOR, f"cafleet fleet delete {_F} --force", ASK),
     CommandTemplate(DIRECTOR, f"cafleet --fleet-id {_F} permissions --agent-id {_D} --write", ASK),
     # --- Director: no rule (before the fleet exists, or run by the operator outside) -------
     CommandTemplate(DIRECTOR, "cafleet fleet create --coding-agent claude", NONE),
@@ -179,9 +181,9 @@ def director_rules(fleet_id: str, agent_id: str, member_ids: Iterable[str] = ())
     """Rules for a Director: `{"allow": [...], "ask": [...]}` (ordered, no duplicates).
 
     allow: doctor, fleet list, member list (plain and `--json`), message poll (plain and
-    `--json`), message ack/show/cancel/send as this Director, member capture (with or without
-    `--lines`) and member ping. ask: member create, exec, send-input, delete (graceful and
-    `--force`), `fleet delete`, and rewriting its own permissions.
+    `--json`), message ack/show/cancel/send as this Director, member capture (plain, `--lines`
+    or `--changed`) and member ping. ask: member create, exec, send-input, delete (graceful and
+    `--force`), `fleet delete` (and `--force`), and rewriting its own permissions.
 
     Member-targeting rules are fleet-scoped prefixes (`… member ping --member-id:*`) by
     default. That grants nothing outside the fleet: the rule pins `--fleet-id`, and the

@@ -19,6 +19,17 @@ def task_json(t: dict) -> dict:
     return {k: t[k] for k in TASK_FIELDS}
 
 
+POLL_FIELDS = ("task_id", "sender_agent_id", "sender_name", "created_at", "body")
+"""What `message poll --json` gives per task. The fleet, the recipient (the poller) and the
+state (always `input_required`) are the same for every task of a poll, so they are left out:
+a poll is read on every supervision tick, and every byte of it stays in the reader's context."""
+
+
+def poll_task_json(t: dict) -> dict:
+    """The `message poll --json` shape of one task row (`POLL_FIELDS`)."""
+    return {k: t[k] for k in POLL_FIELDS}
+
+
 def push_text(p: dict) -> str:
     """One line saying whether a send's preview reached a pane."""
     return f"notified pane {p['pane_id']}" if p["notified"] else f"no pane notified ({p['reason']})"
@@ -30,9 +41,9 @@ def send_text(task: dict, push: dict) -> str:
 
 
 def poll_json(page: dict) -> dict:
-    """`message poll --json`: `{"tasks": [task…], "more": N}`, N the older un-acked tasks left
-    out of this page."""
-    return {"tasks": [task_json(t) for t in page["tasks"]], "more": page["more"]}
+    """`message poll --json`: `{"tasks": [task…], "more": N}`, each task in the trimmed
+    `poll_task_json` shape, N the older un-acked tasks left out of this page."""
+    return {"tasks": [poll_task_json(t) for t in page["tasks"]], "more": page["more"]}
 
 
 def poll_text(tasks: list[dict], more: int = 0) -> str:
@@ -106,3 +117,33 @@ def echo_unexpected(e: Exception, as_json: bool) -> int:
         echo_error(f"internal error: {type(e).__name__}: {e} (set CAFLEET_DEBUG=1 for a traceback)",
                    "internal", as_json)
     return 1
+
+
+def age(seconds: float | None) -> str:
+    """A short age for text output: `45s`, `3m`, `2h`, `4d` (rounded down); `-` for None."""
+    if seconds is None:
+        return "-"
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"
+
+
+def age_of(timestamp: str | None, now: float | None = None) -> str:
+    """`age` of a broker time (`YYYY-MM-DDTHH:MM:SS.mmmZ`, UTC) at `now` (epoch seconds,
+    default the current time); `-` for None or a malformed time."""
+    import calendar
+    import time
+
+    if not timestamp:
+        return "-"
+    try:
+        whole, _, frac = timestamp.rstrip("Z").partition(".")
+        t = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float("0." + (frac or "0"))
+    except ValueError:
+        return "-"
+    return age((time.time() if now is None else now) - t)

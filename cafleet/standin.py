@@ -9,7 +9,8 @@ agent following the cafleet skill would:
   inbox, acks each task, and answers it — a body containing `choose` opens a 4-option
   choice frame (`1.`–`3.`, `4. Type something.`) answered by one key `1`–`3`, or `4` then a
   line of text; any other body is answered `done: <body>`;
-- `! CMD` + Enter: runs CMD in a shell (the coding agents' shell shortcut) and shows output;
+- `! CMD` + Enter: runs CMD in a shell (the coding agents' shell shortcut), showing a busy
+  line (`Running… · esc to interrupt`) until it ends, then its output;
 - `/exit` (the claude backend's exit command): quits.
 
 Like Claude Code 2.1.332 it echoes what is typed into an input line, takes LF as a line
@@ -244,7 +245,11 @@ class StandIn:
             self.poll_and_answer()
         elif line.startswith("!"):
             cmd = line[1:].strip()
+            # like Claude Code 2.1.332: a busy line while it runs, erased when it ends
+            sys.stdout.write("  ⎿  Running… · esc to interrupt")
+            sys.stdout.flush()
             r = subprocess.run(cmd, shell=True, capture_output=True, text=True)
+            sys.stdout.write("\r\x1b[2K")
             self.say(f"$ {cmd}\n{r.stdout}{r.stderr}".rstrip())
         elif line.startswith("cafleet "):
             argv = shlex.split(line)[1:]

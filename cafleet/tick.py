@@ -18,17 +18,40 @@ BUSY_PROBE_SECONDS = 1.0
 """Two screen snapshots this far apart that differ mean the Director is busy."""
 
 
-def tick_prompt(fleet_id: str, director_id: str) -> str:
-    """The one-line prompt typed into the Director's pane: the five-step tick with literal
-    commands (same forms as the monitoring skill, so the Director's permission rules match)."""
+NUDGE = "Report your progress now. If blocked, state what is blocking you."
+"""The stall nudge of the seed's template, kept word for word."""
+
+
+def loop_prompt(fleet_id: str, director_id: str) -> str:
+    """The supervision tick as a prompt (the monitoring skill's /loop prompt, which is this
+    text with the placeholders `<fleet-id>` and `<director-agent-id>`; tests/test_skills.py
+    checks they are the same). `<member-agent-id>` stays a placeholder: the Director fills it
+    from the tick's own `member list`. State first, a screen only when a state calls for it
+    (issue 12: every command is a model round trip, every byte stays in the Director's context)."""
     f = f"cafleet --fleet-id {fleet_id}"
-    return (
-        "cafleet supervision tick: run the five-step tick of the cafleet-agent-team-monitoring skill now: "
-        f"1) `{f} --json member list`; 2) `{f} --json message poll --agent-id {director_id}` and ack each task "
-        f"with `{f} message ack --agent-id {director_id} --task-id <task-id>` (poll again while it says older ones wait); 3) dispatch queued work with "
-        f"`{f} message send --agent-id {director_id} --to <member-agent-id> --text \"...\"`; 4) for members with no "
-        f"news, `{f} member capture --member-id <member-agent-id> --lines 200`; 5) escalate to the user what needs a decision."
-    )
+    return "\n".join([
+        "Monitor team health (cafleet tick, every minute), as the cafleet-agent-team-monitoring skill's tick says:",
+        f"1. Run `{f} member list`: one line per member with STATE, QUIET, REPORTED, UNREAD.",
+        f"2. Run `{f} message poll --agent-id {director_id}`; act on each task, then ack it "
+        "(poll again while it says older ones wait).",
+        "3. Dispatch queued work with message send.",
+        "4. Capture only a member in `dialog`, or `idle` for 2m or more while it holds work you gave it: "
+        f"`{f} member capture --member-id <member-agent-id> --changed`. "
+        "Never capture or nudge a `working` member, or an idle one without open work.",
+        "5. Stalled (idle with open work, quiet across two ticks, no report): "
+        f"`{f} message send --agent-id {director_id} --to <member-agent-id> --text \"{NUDGE}\"`. "
+        f"UNREAD long after your message: `{f} member ping --member-id <member-agent-id>`.",
+        "6. Ask the user about a dialog, an exited member, or two nudges without progress. "
+        "Every member reported its work done: tell the user \"All deliverables are ready for review.\"",
+        "If nothing needs you, end the tick without comment.",
+    ])
+
+
+def tick_prompt(fleet_id: str, director_id: str) -> str:
+    """The one-line prompt `fleet tick` types into the Director's pane: `loop_prompt` with
+    its lines joined by spaces (literal ids, the skill's command forms, so the Director's
+    permission rules match)."""
+    return " ".join(loop_prompt(fleet_id, director_id).split("\n"))
 
 
 def director_pane(broker: Broker, fleet_id: str, director_id: str | None) -> tuple[str, dict]:

@@ -528,8 +528,9 @@ def type_line(
 def capture(socket_path: str, pane_id: str, lines: int) -> str:
     """The last `lines` lines of the pane's text (history + visible screen), as one string.
 
-    ``capture-pane -p -t %N -S -LINES`` (tmux(1) capture-pane: ``-p`` to stdout, ``-S``
-    start line, negative = into the history), then trailing blank lines are dropped (a
+    ``capture-pane -p -J -t %N -S -LINES`` (tmux(1) capture-pane: ``-p`` to stdout, ``-J``
+    join lines the pane wrapped at its width, so a long line or a UUID comes back whole,
+    ``-S`` start line, negative = into the history), then trailing blank lines are dropped (a
     screen is padded with empty rows below its content) before the last `lines` lines are
     kept. Lines are joined with ``\\n``; no trailing newline; no escape sequences; trailing
     spaces of each line trimmed by tmux. A dead pane kept by ``remain-on-exit`` can still
@@ -539,7 +540,7 @@ def capture(socket_path: str, pane_id: str, lines: int) -> str:
     if not isinstance(lines, int) or lines < 1:
         raise UsageError(f"--lines must be a positive number of lines, not {lines!r}")
     _check_pane_id(pane_id)
-    out = _run(socket_path, "capture-pane", "-p", "-t", pane_id, "-S", f"-{lines}")
+    out = _run(socket_path, "capture-pane", "-p", "-J", "-t", pane_id, "-S", f"-{lines}")
     rows = [row.rstrip() for row in out]
     while rows and not rows[-1]:
         rows.pop()

@@ -300,7 +300,7 @@ def test_member_create_with_a_prompt_after_dashes(fleet):
     assert "--name=Alice" in argv and any(a.startswith("--settings=") for a in argv)
     prompt = argv[argv.index("--") + 1]
     assert prompt == members.identity_prompt(fleet.fleet_id, member_id, fleet.director_id, "Alice",
-                                             "picks colours") + "\n\nYour task from the Director:\nPaint it blue."
+                                             "picks colours") + members.PROMPT_HEADING + "Paint it blue."
     env = _environ(pid)
     assert env["CAFLEET_FLEET_ID"] == fleet.fleet_id
     assert env["CAFLEET_AGENT_ID"] == member_id
@@ -314,17 +314,18 @@ def test_member_create_with_a_prompt_after_dashes(fleet):
     assert [r["agent_id"] for r in rows] == [member_id]
     row = rows[0]
     assert set(row) == {"agent_id", "name", "coding_agent", "pane_id", "pane_status", "state", "quiet_s",
-                        "unread", "held", "exit_status", "last_line", "last_seen", "created_at", "worktree"}
+                        "unread", "held", "exit_status", "last_line", "last_seen", "last_report_at",
+                        "unacked_reports", "created_at", "worktree"}
     assert row["worktree"] is None  # no --worktree (tests/test_worktrees.py)
     assert (row["name"], row["coding_agent"], row["pane_id"], row["pane_status"], row["unread"]) == (
         "Alice", "claude", placement["pane_id"], "alive", 1)
     assert (row["state"], row["held"], row["exit_status"]) == ("idle", 0, None)
     assert row["last_seen"] and row["last_seen"] >= row["created_at"]
     text = fleet.cli(*fleet.f, "member", "list").stdout.splitlines()
-    assert text[0].split() == ["AGENT_ID", "NAME", "BACKEND", "PANE", "STATUS", "STATE", "QUIET", "UNREAD", "HELD",
-                               "LAST_SEEN", "CREATED_AT"]
-    assert text[1].split()[:9:2] == [member_id, "claude", "alive", text[1].split()[6], "0"]
-    assert text[1].split()[1:8:2] == ["Alice", placement["pane_id"], "idle", "1"]
+    assert text[0].split() == ["AGENT_ID", "NAME", "BACKEND", "STATE", "QUIET", "SEEN", "REPORTED", "TO_YOU",
+                               "UNREAD", "HELD"]
+    cols = text[1].split()
+    assert cols[:4] == [member_id, "Alice", "claude", "idle"] and cols[-2:] == ["1", "0"]
 
 
 def test_member_create_with_an_absolute_prompt_file_and_json(fleet, tmp_path):
@@ -340,7 +341,7 @@ def test_member_create_with_an_absolute_prompt_file_and_json(fleet, tmp_path):
     assert p["pane_id"] in fleet.panes()
     fleet.wait_ready(data["agent_id"])
     argv = _cmdline(fleet.pane_pid(p["pane_id"]))
-    assert argv[argv.index("--") + 1].endswith("Your task from the Director:\nLine one.\nLine two: ünïcødé ✓\n")
+    assert argv[argv.index("--") + 1].endswith(members.PROMPT_HEADING + "Line one.\nLine two: ünïcødé ✓\n")
 
 
 @pytest.mark.parametrize("how", ["relative", "both", "missing"])
@@ -530,7 +531,7 @@ def test_member_exec_runs_in_the_pane_and_refuses_unsafe_commands(one):
         p = fleet.cli(*ex, bad, code=2)
         assert p.stderr.startswith("Error: "), (bad, p.stderr)
     out = fleet.cli(*ex, "echo exec-ran-$((6*7)) 'it''s';").stdout
-    assert out.strip() == f"""typed "! echo exec-ran-$((6*7)) 'it''s';" into pane {pane}"""
+    assert out.strip().startswith(f"""typed "! echo exec-ran-$((6*7)) 'it''s';" into pane {pane}; finished after """)
     wait_for(lambda: "\nexec-ran-42 its\n" in fleet.capture(pane) + "\n", "the command's output")
     member_capture = fleet.cli(*fleet.f, "member", "capture", "--member-id", member_id, "--lines", "5").stdout
     assert "exec-ran-42 its" in member_capture
@@ -834,7 +835,7 @@ def test_the_prompt_reaches_the_backend_verbatim(fleet, prompt):
     # the stand-in is `exec`ed by the `claude` script: wait until the pane's pid is python
     wait_for(lambda: "cafleet.standin" in _cmdline(fleet.pane_pid(pane)), "the stand-in to start")
     argv = _cmdline(fleet.pane_pid(pane))
-    assert argv[argv.index("--") + 1].endswith("Your task from the Director:\n" + prompt)
+    assert argv[argv.index("--") + 1].endswith(members.PROMPT_HEADING + prompt)
     assert argv[-1].endswith(prompt)
 
 

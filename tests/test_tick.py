@@ -24,10 +24,10 @@ def test_tick_types_the_prompt_into_the_directors_pane(fleet):
     wait_for(lambda: fleet.since(mark, fleet.director_log), "the Director to read the tick")
     assert fleet.since(mark, fleet.director_log) == [{"kind": "line", "value": prompt}]
     # literal ids, in the same command forms the monitoring skill uses
-    assert f"cafleet --fleet-id {fleet.fleet_id} --json member list" in prompt
+    assert f"`cafleet --fleet-id {fleet.fleet_id} member list`" in prompt
     assert f"message poll --agent-id {fleet.director_id}" in prompt
     assert "$" not in prompt.replace("<", "").replace(">", "")
-    wait_for(lambda: "Director received: cafleet supervision tick" in fleet.capture(fleet.director_pane),
+    wait_for(lambda: "Director received: Monitor team health" in fleet.capture(fleet.director_pane),
              "the tick on the Director's screen")
 
 
@@ -70,3 +70,14 @@ def test_tick_on_a_fleet_without_a_director_pane_fails(rig):
     rig.tmux("kill-pane", "-t", rig.director_pane)
     p = rig.cli(*rig.f, "fleet", "tick", code=1)
     assert p.stderr.startswith("Error: ") and rig.director_pane in p.stderr
+
+
+def test_the_skills_loop_prompt_is_the_ticks_prompt():
+    """The monitoring skill's CronCreate prompt and `fleet tick`'s prompt are one text."""
+    from pathlib import Path
+
+    skill = (Path(__file__).resolve().parents[1] / "skills" / "cafleet-agent-team-monitoring" / "SKILL.md").read_text()
+    block = skill.split("```text\n", 1)[1].split("\n```", 1)[0]
+    assert block == tick.loop_prompt("<fleet-id>", "<director-agent-id>")
+    assert tick.tick_prompt("F", "D") == " ".join(tick.loop_prompt("F", "D").splitlines())
+

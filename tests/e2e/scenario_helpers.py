@@ -349,23 +349,11 @@ class FleetScript:
 
 
 def loop_prompt(fleet_id: str, director_id: str) -> str:
-    """The monitoring skill's /loop prompt with the literal ids pasted in."""
-    base = f"cafleet --fleet-id {fleet_id}"
-    return "\n".join([
-        "Monitor team health (interval: 1 minute). For each member spawned with member create:",
-        f"1. Run `{base} --json member list` to list the members.",
-        f"2. Run `{base} --json message poll --agent-id {director_id}` for un-acked messages; "
-        "ack each report once handled (acked ones never come back).",
-        f"3. For each member with no message since the last tick, run `{base} member capture "
-        "--member-id <member-agent-id> --lines 200` and read its screen.",
-        f"4. No forward progress: run `{base} message send --agent-id {director_id} --to "
-        "<member-agent-id> --text \"Report your progress now. If blocked, state what is blocking "
-        "you.\"`.",
-        f"5. Still stalled although a message was just sent (preview missed, pane busy): run "
-        f"`{base} member ping --member-id <member-agent-id>`.",
-        "6. Every member reported completion: tell the user \"All deliverables are ready for review.\"",
-        "7. A member nudged twice without progress: escalate to the user.",
-    ])
+    """The monitoring skill's /loop prompt with the literal ids pasted in (`cafleet.tick`
+    holds the one text; tests/test_tick.py checks the skill shows exactly it)."""
+    from cafleet import tick
+
+    return tick.loop_prompt(fleet_id, director_id)
 
 
 WORK = {
@@ -427,11 +415,9 @@ class DirectorBrain(Brain):
         self.inbox_due = False
         if not self.F:
             return "No fleet yet."
-        if tick:
-            yield bash(f"{self.base()} --json member list")
-            r = yield bash(f"{self.base()} --json message poll --agent-id {self.D}")
-        else:
-            r = yield bash(f"{self.base()} message poll --agent-id {self.D}")
+        if tick:  # the tick reads state first: roster, then inbox
+            yield bash(f"{self.base()} member list")
+        r = yield bash(f"{self.base()} message poll --agent-id {self.D}")
         tasks = parse_poll(r.text) if not r.is_error else []
         for t in reversed(tasks):  # oldest first
             self.note("task", t)
@@ -490,7 +476,7 @@ class DirectorBrain(Brain):
         return "RAW-TMUX-DONE"
 
     def step_answer_choice(self, req, arg):
-        r = yield bash(f"{self.base()} member capture --member-id {self.M} --lines 120")
+        r = yield bash(f"{self.base()} member capture --member-id {self.M} --changed")
         self.note("capture-choice", r)
         r = yield bash(f"{self.base()} member send-input --member-id {self.M} --choice {arg}")
         self.note("send-input", r)

@@ -76,7 +76,7 @@ def test_codex_and_opencode_members_start_with_the_backend_argv(backend_bins, e2
             identity = backends.MemberIdentity(fleet_id=F, agent_id=M, director_id=D, name=name,
                                                db_path=e2e_env["CAFLEET_DB"])
             text = (members.identity_prompt(F, M, D, name, desc)
-                    + "\n\nYour task from the Director:\n" + prompt)
+                    + members.PROMPT_HEADING + prompt)
             backend = backends.get(be)
             expected = backend.spawn_argv(prompt=text, model=None, name=name, identity=identity)
             assert expected[0] == backend_bins[be]

@@ -148,6 +148,7 @@ def test_generated_rules_in_dontask_mode(plugin, start_claude, fake_api, e2e_tmu
                  "canceled"),
             Case(f"{base} member capture --member-id {M}", True, "hello member"),
             Case(f"{base} member capture --member-id {M} --lines 5", True, None),
+            Case(f"{base} member capture --member-id {M} --changed", True, None),
             Case(f"{base} member ping --member-id {M}", True, f"typed '{base} message poll"),
             # ---- refused: other fleet, variables, chains, other forms, other ids
             Case(f"cafleet --fleet-id {F2} message poll --agent-id {D2}", False, DONTASK),
@@ -163,6 +164,7 @@ def test_generated_rules_in_dontask_mode(plugin, start_claude, fake_api, e2e_tmu
             Case(f"{base} member delete --member-id {M}", False, DONTASK),
             Case(f"{base} member delete --member-id {M} --force", False, DONTASK),
             Case(f"cafleet fleet delete {F}", False, DONTASK),
+            Case(f"cafleet fleet delete {F} --force", False, DONTASK),
             Case(f"{base} permissions --agent-id {D} --write", False, DONTASK),
             # the hook answers first: no loop recorded for this Director
             Case(f'{base} member create --name x --description "y" --coding-agent claude -- "z"',

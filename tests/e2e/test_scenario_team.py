@@ -28,8 +28,8 @@ Every permission prompt the Director showed is checked at the end: exactly the c
 without an allow rule (before the rules exist) and the generated ``ask`` rules.
 
 A /loop tick (CronCreate fires each minute, only while the Director is idle) may land at any
-point; the Director then runs the loop prompt's ``--json member list`` and ``--json message
-poll`` (allowed, no prompt). ``CAFLEET_E2E_WAIT_TICK=1`` adds a phase that waits for one
+point; the Director then runs the loop prompt's ``member list`` and ``message poll``
+(allowed, no prompt). ``CAFLEET_E2E_WAIT_TICK=1`` adds a phase that waits for one
 (up to ~90 s) and checks exactly that.
 """
 
@@ -232,8 +232,8 @@ def test_director_runs_a_claude_member_end_to_end(plugin, start_claude, fake_api
                 director.wait_note("tick", count=n_ticks + 1, timeout=100, on_fail=diag)
                 wait_until(lambda: idle(dpane), timeout=40, what="the tick to finish", on_fail=diag)
                 tick_calls = [c.command for c in director.calls[-2:]]
-                assert tick_calls == [f"cafleet --fleet-id {F} --json member list",
-                                      f"cafleet --fleet-id {F} --json message poll --agent-id {D}"], \
+                assert tick_calls == [f"cafleet --fleet-id {F} member list",
+                                      f"cafleet --fleet-id {F} message poll --agent-id {D}"], \
                     tick_calls
                 assert all(not c.result.is_error for c in director.calls[-2:])
 
