@@ -241,7 +241,7 @@ def test_doctor_names_the_cafleet_that_runs_and_warns_on_a_version_mismatch(plug
     first = r.stdout.splitlines()[0]
     assert first == f"cafleet:      {plugin}/bin/cafleet  {__version__}  (plugin: {__version__} at {plugin})", r.stdout
     assert r.stdout.splitlines()[1] == f"cafleet env:  {envs_dir(tmp_path) / KEY}", r.stdout
-    assert "warning:" not in r.stdout
+    assert "warning: this cafleet is" not in r.stdout  # (no backend on PATH here: that warning is issue 10's)
     # another cafleet (a console script of another version) first on PATH, the plugin's bin last
     other = tmp_path / "other"
     shutil.copytree(plugin, other, ignore=shutil.ignore_patterns("bin", ".claude-plugin"))
