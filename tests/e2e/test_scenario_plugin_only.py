@@ -9,8 +9,8 @@ environment).
 The Director (manual permission mode, the test approves its prompts) runs `cafleet doctor`,
 `fleet create`, writes its rules, starts its loop, creates a claude member and a codex member.
 The claude member's own Bash call `which -a cafleet` must name the plugin's `bin/cafleet` first.
-codex takes no model turn offline; signed in with a dummy API key it starts at its prompt, and
-the Director's `member exec` runs `! which -a cafleet` there: codex's own shell (0.171.0: a
+codex takes no model turn offline (signed in with a dummy API key it retries its first turn
+and keeps its prompt usable), and the Director's `member exec` runs `! which -a cafleet` there: codex's own shell (0.171.0: a
 login-shell PATH unless `shell_environment_policy.set.PATH` is given, which cafleet does) must
 find the same file. A message round trip completes (ready -> dispatch -> result -> ack).
 """
@@ -93,7 +93,11 @@ class Director(DirectorBrain):
         return "CODEX-DONE"
 
     def step_codex_which(self, req, arg):
-        r = yield bash(f'{self.base()} member exec --member-id {self.codex_id} "which -a cafleet"')
+        # `--wait 0`: offline with a dummy key, codex keeps retrying its first model turn
+        # ("Reconnecting... waiting for network", esc to interrupt), so waiting for the pane to
+        # settle would take exec's whole default wait; this checks PATH, not the wait
+        # (tests/e2e/test_exec_wait.py does).
+        r = yield bash(f'{self.base()} member exec --member-id {self.codex_id} --wait 0 "which -a cafleet"')
         self.note("codex-exec", r)
         return "CODEX-WHICH-DONE"
 
