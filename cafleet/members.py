@@ -323,8 +323,6 @@ def _check_started(placement: dict, binary: str) -> None:
     within `SPAWN_GRACE`. The pane was split with remain-on-exit on, so that output can be
     read; it stays on afterwards (`tmux.set_exit_hook`): a member's pane is kept, dead, with
     its last screen when its agent exits, until `member delete`."""
-    from cafleet import tmux
-
     socket, pane_id = placement["tmux_socket"], placement["pane_id"]
     deadline = time.monotonic() + SPAWN_GRACE
     while time.monotonic() < deadline and pane_state(placement) == "alive":

@@ -130,12 +130,6 @@ def denv(fleet):
     return hook_env(fleet.db, DIRECTOR_PANE)
 
 
-@pytest.fixture
-def menv(fleet):
-    """Environment of the member's pane."""
-    return hook_env(fleet.db, MEMBER_PANE)
-
-
 # ------------------------------------------------------------------ not a fleet agent: silent
 
 ALL_EVENTS = [

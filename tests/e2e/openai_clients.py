@@ -22,6 +22,10 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
+import claude_env as ce
+
 #: Env a codex/opencode pane needs besides HOME (the provider key codex reads; no updates).
 CLIENT_ENV = {
     "FAKE_KEY": "sk-fake-e2e",
@@ -80,3 +84,29 @@ def write_login_profile(home: os.PathLike | str, path_dirs: list[str]) -> Path:
     dirs = ":".join(path_dirs)
     p.write_text(f'export PATH="{dirs}:$PATH"\n')
     return p
+
+
+# ------------------------------------------------------------------ fixtures for codex + opencode panes
+# (import them into a test module: `from openai_clients import clients, e2e_env  # noqa: F401`)
+
+
+@pytest.fixture
+def clients() -> dict[str, str]:
+    """Paths of the real codex and opencode (tests/e2e_tools.py); the test is skipped without them."""
+    found = {b: ce.find_tool(b) for b in ("codex", "opencode")}
+    missing = [b for b, p in found.items() if p is None]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)} (tests/e2e/install-tools.sh)")
+    return found
+
+
+@pytest.fixture
+def e2e_env(tmp_path, claude_home, fake_api, e2e_path_prepend, clients):
+    """The pane environment of tests/e2e/conftest.py's ``e2e_env``, plus both clients' config
+    in the temp HOME pointed at the fake API, a login profile that keeps cafleet on PATH, and
+    ``CLIENT_ENV``."""
+    write_codex_config(claude_home.path, fake_api.url)
+    write_opencode_config(claude_home.path, fake_api.url)
+    write_login_profile(claude_home.path, ce.python_bin_dirs())
+    return ce.claude_env(claude_home, fake_api.url, path_prepend=e2e_path_prepend,
+                         extra={"CAFLEET_DB": str(tmp_path / "data" / "cafleet.db"), **CLIENT_ENV})

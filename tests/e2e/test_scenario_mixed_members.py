@@ -16,32 +16,12 @@ import time
 
 import pytest
 
-import claude_env as ce
-from claude_env import find_tool, wait_until
+from claude_env import wait_until
 from openai_brains import Router
-from openai_clients import (CLIENT_ENV, write_codex_config, write_login_profile,
-                            write_opencode_config)
+from openai_clients import clients, e2e_env  # noqa: F401 (fixtures)
 from scenario_helpers import Phases, broker, cafleet, cafleet_json, diagnostics
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def clients():
-    found = {b: find_tool(b) for b in ("codex", "opencode")}
-    missing = [b for b, p in found.items() if p is None]
-    if missing:
-        pytest.skip(f"not installed: {', '.join(missing)} (tests/e2e/install-tools.sh)")
-    return found
-
-
-@pytest.fixture
-def e2e_env(tmp_path, claude_home, fake_api, e2e_path_prepend, clients):
-    write_codex_config(claude_home.path, fake_api.url)
-    write_opencode_config(claude_home.path, fake_api.url)
-    write_login_profile(claude_home.path, ce.python_bin_dirs())
-    return ce.claude_env(claude_home, fake_api.url, path_prepend=e2e_path_prepend,
-                         extra={"CAFLEET_DB": str(tmp_path / "data" / "cafleet.db"), **CLIENT_ENV})
 
 
 def inbox(env, fleet_id, agent_id) -> list[dict]:

@@ -21,11 +21,9 @@ from pathlib import Path
 
 import pytest
 
-import claude_env as ce
-from claude_env import find_tool, wait_until
+from claude_env import wait_until
 from openai_brains import ChainBrain, IDS_RE, Router
-from openai_clients import (CLIENT_ENV, write_codex_config, write_login_profile,
-                            write_opencode_config)
+from openai_clients import clients, e2e_env  # noqa: F401 (fixtures)
 from scenario_helpers import PREVIEW_RE, broker, cafleet, cafleet_json, diagnostics
 
 pytestmark = pytest.mark.e2e
@@ -33,24 +31,6 @@ pytestmark = pytest.mark.e2e
 SCREENS = Path(__file__).resolve().parents[1] / "screens"
 VERSIONS = {"codex": "0.171.0", "opencode": "1.18.33"}
 SLOW = "sleep 6; echo slow-done"
-
-
-@pytest.fixture
-def clients():
-    found = {b: find_tool(b) for b in ("codex", "opencode")}
-    missing = [b for b, p in found.items() if p is None]
-    if missing:
-        pytest.skip(f"not installed: {', '.join(missing)} (tests/e2e/install-tools.sh)")
-    return found
-
-
-@pytest.fixture
-def e2e_env(tmp_path, claude_home, fake_api, e2e_path_prepend, clients):
-    write_codex_config(claude_home.path, fake_api.url)
-    write_opencode_config(claude_home.path, fake_api.url)
-    write_login_profile(claude_home.path, ce.python_bin_dirs())
-    return ce.claude_env(claude_home, fake_api.url, path_prepend=e2e_path_prepend,
-                         extra={"CAFLEET_DB": str(tmp_path / "data" / "cafleet.db"), **CLIENT_ENV})
 
 
 class Prober(ChainBrain):
@@ -148,7 +128,6 @@ def test_gate_and_wake_on_real_codex_and_opencode_screens(fake_api, e2e_tmux, e2
             seen |= {e.agent_id for e in watch.wait(5).events if e.kind == "dialog"}
         assert seen == {M for M, _ in members.values()}, got.text()
         for be, (M, pane) in members.items():
-            before = screen(pane)
             out = send(M, "second task while the prompt is open")
             assert out[1].startswith("no pane notified") and "dialog" in out[1], (be, out)
             time.sleep(1.0)
