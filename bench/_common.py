@@ -11,7 +11,10 @@ import time
 
 
 def python_bin() -> str:
-    """The real interpreter (not a pyenv shim), so a run measures cafleet, not the shim."""
+    """The real interpreter (not a pyenv shim), so a run measures cafleet, not the shim. In a
+    venv, the venv's own python (resolving its symlink would leave the venv and its cafleet)."""
+    if sys.prefix != sys.base_prefix:
+        return sys.executable
     return os.path.realpath(sys.executable)
 
 
