@@ -766,7 +766,7 @@ def test_a_version_1_file_migrates_forward_keeping_its_data(db_path):
 
     db_path.parent.mkdir(mode=0o700)
     conn = sqlite3.connect(str(db_path))
-    conn.executescript(broker_mod._MIGRATIONS[1])
+    conn.executescript(broker_mod.MIGRATIONS[1])
     fid, did = broker_mod.new_id(), broker_mod.new_id()
     conn.execute("INSERT INTO fleets VALUES (?, 'old', ?, '2026-01-01T00:00:00.000Z', NULL)", (fid, did))
     conn.execute("INSERT INTO agents (agent_id, fleet_id, name, role, created_at) VALUES (?, ?, 'Director',"
