@@ -3,4 +3,4 @@
 Kept import-free: hooks and every CLI call import this package first.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
