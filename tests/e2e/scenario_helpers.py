@@ -105,6 +105,16 @@ def broker(env: dict):
     return Broker.open(env["CAFLEET_DB"], create=False)
 
 
+def inbox(env: dict, fleet_id: str, agent_id: str) -> list[dict]:
+    """The un-acked tasks addressed to `agent_id`, oldest first (`Broker.inbox`: read-only,
+    so the test looking never counts as the agent's own call)."""
+    br = broker(env)
+    try:
+        return br.inbox(fleet_id, agent_id)
+    finally:
+        br.close()
+
+
 @dataclass
 class Task:
     task_id: str

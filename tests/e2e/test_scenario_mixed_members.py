@@ -19,17 +19,9 @@ import pytest
 from claude_env import wait_until
 from openai_brains import Router
 from openai_clients import clients, e2e_env  # noqa: F401 (fixtures)
-from scenario_helpers import Phases, broker, cafleet, cafleet_json, diagnostics
+from scenario_helpers import Phases, broker, cafleet, cafleet_json, diagnostics, inbox
 
 pytestmark = pytest.mark.e2e
-
-
-def inbox(env, fleet_id, agent_id) -> list[dict]:
-    br = broker(env)
-    try:
-        return br.inbox(fleet_id, agent_id)
-    finally:
-        br.close()
 
 
 def test_codex_and_opencode_members_poll_ack_and_report(fake_api, e2e_tmux, e2e_env, project_dir):

@@ -30,11 +30,11 @@ from scenario_helpers import (
     Brain,
     FleetScript,
     bash,
-    broker,
     cafleet,
     cafleet_json,
     diagnostics,
     first_user_text,
+    inbox,
     install_plugin,
     tool,
 )
@@ -132,7 +132,7 @@ def test_two_members_in_worktrees_edit_the_same_file_and_the_director_merges_one
     # each member asks for its commit; the Director runs it in that member's pane
     asked = {}
     for name, M in ids.items():
-        asked[name] = wait_until(lambda: next((t for t in _inbox(e2e_env, F, D)
+        asked[name] = wait_until(lambda: next((t for t in inbox(e2e_env, F, D)
                                                if t["sender_agent_id"] == M and t["body"].startswith("please run: ")),
                                               None),
                                  timeout=60, what=f"{name}'s request to commit", on_fail=diag)
@@ -174,9 +174,3 @@ def test_two_members_in_worktrees_edit_the_same_file_and_the_director_merges_one
     assert not problems, problems
 
 
-def _inbox(env, fleet_id, agent_id) -> list[dict]:
-    br = broker(env)
-    try:
-        return br.poll(fleet_id, agent_id)
-    finally:
-        br.close()
