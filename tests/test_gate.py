@@ -269,7 +269,6 @@ def test_a_tick_never_answers_the_directors_dialog(tf):
 def test_a_member_that_exits_later_sends_its_director_a_notice(tf):
     m = tf.add_member("Crasher")
     pane = tf.pane_of(m)
-    t0 = time.monotonic()
     misbehave(tf, m, "exit1")
     # tmux 3.3a does not always record a dead pane's exit status (#{pane_dead_status} stays
     # empty when the pty closes before the process is reaped), so "unknown" is allowed
@@ -279,16 +278,16 @@ def test_a_member_that_exits_later_sends_its_director_a_notice(tf):
         return tf.rows("SELECT 1 FROM tasks WHERE sender_agent_id = ? AND body LIKE ?", (m, notice + "%"))
 
     try:
-        tf.wait(arrived, "the exit notice from the pane-died hook", timeout=20)
+        tf.wait(arrived, "the exit notice from the pane-died hook", timeout=10)
     except AssertionError:
         # tmux 3.3a fires pane-died only once it has reaped the process; now and then (under
-        # load) it never records the exit status, and the hook never fires. `member list`
-        # then reports the dead pane itself: the Director's next tick still hears of it.
+        # load; seen in CI) it misses the SIGCHLD, the process stays a zombie and the hook
+        # never fires. `member list` (and so the Director's next tick) then reports the dead
+        # pane itself: that path is the one under test when this branch runs.
         status = tf.tmux("display-message", "-p", "-t", pane, "#{pane_dead}:#{pane_dead_status}").stdout.strip()
         assert status == "1:", status
         tf.fcli("member", "list")
         assert arrived()
-    took = time.monotonic() - t0
     body = tf.rows("SELECT body FROM tasks WHERE sender_agent_id = ? AND body LIKE ?", (m, notice + "%"))[0][0]
     assert body.startswith((notice + "status 1;", notice + "an unknown status;")), body
     assert "Unable to connect" in body
@@ -306,7 +305,6 @@ def test_a_member_that_exits_later_sends_its_director_a_notice(tf):
     assert len(tf.rows("SELECT 1 FROM tasks WHERE sender_agent_id = ? AND body LIKE ?", (m, notice + "%"))) == 1
     tf.fcli("member", "delete", "--member-id", m)
     assert pane not in tf.panes()
-    assert took < 12, took
 
 
 def test_a_graceful_delete_sends_no_exit_notice(tf):
