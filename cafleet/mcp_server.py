@@ -28,7 +28,7 @@ import sys
 import threading
 from typing import IO, Any
 
-from cafleet import __version__, wake
+from cafleet import __version__, render, wake
 
 TOOL = "wait_for_news"
 
@@ -83,7 +83,7 @@ class Server:
 
     # ---- wire
     def send(self, msg: dict) -> None:
-        line = json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
+        line = render.json_text(msg, separators=(",", ":"))
         with self._out:
             try:
                 self.stdout.write(line + "\n")

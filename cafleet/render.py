@@ -83,21 +83,34 @@ def echo_text(out: str, stream=None) -> None:
     stream.flush()
 
 
-def echo_json(data, stream=None) -> None:
-    """Print `data` as indented JSON with a final newline."""
-    import json
+#: What `json.dumps(..., ensure_ascii=False)` leaves raw but a reader may take as a line break
+#: or a terminal control: the C1 controls (U+0080-U+009F, with NEL U+0085) and the Unicode line
+#: and paragraph separators (U+2028, U+2029; `str.splitlines` breaks on all of them).
+_JSON_RAW_HAZARDS = "[\x80-\x9f\u2028\u2029]"
 
+
+def json_text(data, *, indent: int | None = None, separators: tuple[str, str] | None = None) -> str:
+    """`data` as JSON text: non-ASCII kept, every control character and line separator
+    escaped (C0 by `json`, C1 and U+2028/U+2029 here), so a line of it stays one line
+    whoever splits it. The escapes only occur inside JSON strings, where they are valid."""
+    import json
+    import re  # already loaded: `json` imports it
+
+    text = json.dumps(data, ensure_ascii=False, indent=indent, separators=separators)
+    return re.sub(_JSON_RAW_HAZARDS, lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def echo_json(data, stream=None) -> None:
+    """Print `data` as indented JSON (`json_text`) with a final newline."""
     stream = stream or sys.stdout
-    stream.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    stream.write(json_text(data, indent=2) + "\n")
     stream.flush()
 
 
 def echo_error(message: str, code: str, as_json: bool) -> None:
     """An error on stderr: `Error: …`, or with `--json` `{"error": {"code", "message"}}`."""
     if as_json:
-        import json
-
-        line = json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False)
+        line = json_text({"error": {"code": code, "message": message}})
     else:
         line = f"Error: {message}"
     sys.stderr.write(line + "\n")

@@ -514,6 +514,20 @@ def test_json_error_stdout_is_empty_and_stderr_is_one_object(team):
     assert isinstance(obj["error"]["message"], str) and obj["error"]["message"]
 
 
+def test_json_keeps_line_separators_and_c1_controls_escaped(team):
+    """`str.splitlines` (and some terminals) break on NEL U+0085 and U+2028/U+2029, which
+    `json.dumps(ensure_ascii=False)` leaves raw: the one-line error object and the poll output
+    escape them (hypothesis found `--json` + U+0085 splitting the error line in two)."""
+    odd = "a\x85b\u2028c\u2029d\x9be"
+    j = jrun("member", "exec", "--member-id", NOWHERE, odd, "--bogus", code=2)  # quoted raw
+    [line] = j.stderr.splitlines()
+    assert odd in json.loads(line)["error"]["message"]
+    send(team, "alice", "bob", odd)
+    r = run("--json", "--fleet-id", team["fid"], "message", "poll", "--agent-id", team["bob"])
+    assert not any(ch in r.stdout for ch in "\x85\u2028\u2029\x9b") and "\\u2028" in r.stdout
+    assert json.loads(r.stdout)["tasks"][0]["body"] == odd
+
+
 def test_usage_errors_are_reported_before_the_db_is_touched(env):
     env.parent.mkdir(parents=True)
     conn = sqlite3.connect(str(env))
