@@ -1,18 +1,13 @@
-"""The cafleet broker: one SQLite file holding fleets, agents, placements, tasks and loops.
+"""The cafleet broker: fleets, agents and the tasks they send each other, in one SQLite file.
 
-Stdlib only (hooks import it with a bare `python3`). Every public operation is one
+Stdlib only (hooks import it with a bare `python3`). `Broker` is a `cafleet.store.Store`
+(the file: its path, opening and migrating, transactions, errors) with the records of
+`cafleet.supervision.SupervisionRecords` (placements, held previews, worktree rows, loops)
+mixed in; this module is the message broker itself. Every public operation is one
 transaction; writes start with `BEGIN IMMEDIATE`, so two processes never interleave a
 read-then-write and a waiting writer blocks on SQLite's busy timeout instead of failing
 with "database is locked" half-way.
 
-Storage (CONTRACT.md "Identifiers and storage"):
-- path: `$CAFLEET_DB` (absolute) if set, else `$XDG_DATA_HOME/cafleet/cafleet.db`, else
-  `~/.local/share/cafleet/cafleet.db`; directory created 0700, file created 0600;
-- `PRAGMA user_version` is the schema version; older files migrate forward on open, a newer
-  one is refused (`DatabaseError`, file untouched);
-- WAL journal, `busy_timeout` (`$CAFLEET_BUSY_TIMEOUT_MS`, default 5000 ms), foreign keys.
-
-Times are UTC ISO-8601 strings with milliseconds and a `Z` (`2026-11-21T19:32:00.123Z`).
 Ids are canonical lowercase UUID4 strings.
 
 Rows come back as plain dicts so the CLI can print them or dump them as JSON.
@@ -21,11 +16,10 @@ Rows come back as plain dicts so the CLI can print them or dump them as JSON.
 from __future__ import annotations
 
 import os
-import sqlite3
-import time
 
-from cafleet.errors import CafleetError, Conflict, DatabaseError, Forbidden, NotFound, UsageError
-from cafleet.schema import MIGRATIONS, SCHEMA_VERSION
+from cafleet.errors import Conflict, Forbidden, NotFound, UsageError
+from cafleet.store import Store, now
+from cafleet.supervision import SupervisionRecords
 
 MAX_BODY_BYTES = 64 * 1024
 """Largest message body, in bytes of UTF-8. A larger one is refused before anything is stored."""
@@ -37,13 +31,12 @@ POLL_PAGE_BYTES = MAX_BODY_BYTES
 """A default poll page also stops once its bodies reach this many bytes (it always holds at
 least one task), so a flood of large messages cannot fill its reader's context."""
 MAX_POLL_LIMIT = 1000
-DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 TASK_STATES = ("input_required", "completed", "canceled")
 _HEX = frozenset("0123456789abcdef")
 
 
-# ---------------------------------------------------------------- ids, times, paths
+# ---------------------------------------------------------------- ids
 
 
 def new_id() -> str:
@@ -72,217 +65,15 @@ def check_id(value: str, flag: str) -> str:
     return value
 
 
-def now() -> str:
-    """The current UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ`."""
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int((t % 1) * 1000)
-
-
-def busy_timeout_ms(environ=None) -> int:
-    """How long a writer waits for a lock, in ms: `$CAFLEET_BUSY_TIMEOUT_MS` (a whole number
-    >= 0) or 5000. Raises `UsageError` for anything else."""
-    env = os.environ if environ is None else environ
-    raw = env.get("CAFLEET_BUSY_TIMEOUT_MS")
-    if raw is None or raw == "":
-        return DEFAULT_BUSY_TIMEOUT_MS
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise UsageError(f"CAFLEET_BUSY_TIMEOUT_MS must be a whole number of milliseconds, got {raw!r}")
-    return value
-
-
-def db_path(environ=None) -> str:
-    """The DB file path from the environment (see module docstring). Always absolute; a
-    relative `$XDG_DATA_HOME` is ignored, as the XDG Base Directory spec says.
-
-    Raises `UsageError` if `CAFLEET_DB` is set but not absolute.
-    """
-    env = os.environ if environ is None else environ
-    explicit = env.get("CAFLEET_DB")
-    if explicit:
-        if not os.path.isabs(explicit):
-            raise UsageError(f"CAFLEET_DB must be an absolute path, got {explicit!r}")
-        return explicit
-    base = env.get("XDG_DATA_HOME") or ""
-    if not os.path.isabs(base):  # the XDG Base Directory spec: relative paths are to be ignored
-        base = os.path.join(os.path.expanduser("~"), ".local", "share")
-    return os.path.join(base, "cafleet", "cafleet.db")
-
-
-def _translate(e: sqlite3.Error, path: str) -> CafleetError:
-    """Turn a sqlite3 exception into a `DatabaseError` a user can act on."""
-    text = str(e)
-    if "locked" in text or "busy" in text:
-        return DatabaseError(
-            f"the database {path} stayed locked by another process past the busy timeout; "
-            "nothing was written, try again"
-        )
-    if "no such table" in text or "no such column" in text:
-        return DatabaseError(f"{path} is not a cafleet database ({text}); point CAFLEET_DB elsewhere or move it aside")
-    if "not a database" in text or "malformed" in text or "corrupt" in text:
-        return DatabaseError(f"{path} is not a usable cafleet database ({text}); move it aside to start fresh")
-    if "readonly" in text or "unable to open" in text or "disk I/O" in text:
-        return DatabaseError(f"cannot write the database {path} ({text}); check its permissions and free space")
-    return DatabaseError(f"database error on {path}: {text}")
-
-
 # ---------------------------------------------------------------- the broker
 
 
-class Broker:
+class Broker(SupervisionRecords, Store):
     """An open cafleet database. Use `Broker.open()`; close it, or use it as a context manager.
 
     Every method that writes runs in its own `BEGIN IMMEDIATE` transaction. Methods raise
     `NotFound`, `Forbidden`, `Conflict`, `UsageError` or `DatabaseError` (all `CafleetError`).
     """
-
-    def __init__(self, conn: sqlite3.Connection, path: str):
-        self.conn = conn
-        self.path = path
-
-    # -- opening -------------------------------------------------------------
-
-    @classmethod
-    def open(cls, path: str | None = None, *, create: bool = True) -> "Broker":
-        """Open (and create, migrate) the DB at `path` (default: `db_path()`).
-
-        With `create=False` a missing file raises `NotFound` instead (hooks use this so a
-        machine that never ran cafleet stays untouched). The file and its directory are checked
-        first (`cafleet.dbfile`: no symlinks, owned by you, not writable by others; created
-        0700 / 0600): `DatabaseError` otherwise.
-        """
-        from cafleet import dbfile
-
-        explicit = path is None and bool(os.environ.get("CAFLEET_DB"))
-        path = path or db_path()
-        if not dbfile.prepare(path, create=create, explicit=explicit):
-            raise NotFound(f"no cafleet database at {path}")
-        timeout_ms = busy_timeout_ms()
-        try:
-            conn = sqlite3.connect(path, timeout=timeout_ms / 1000, isolation_level=None)
-        except sqlite3.Error as e:
-            raise _translate(e, path) from None
-        broker = cls(conn, path)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {timeout_ms}")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise DatabaseError(
-                    f"{path} was written by a newer cafleet (schema {version}; this one knows "
-                    f"{SCHEMA_VERSION}); upgrade cafleet — the file was left untouched"
-                )
-            conn.execute("PRAGMA foreign_keys = ON")
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                broker._switch_to_wal(timeout_ms)
-            conn.execute("PRAGMA synchronous = NORMAL")
-            if version < SCHEMA_VERSION:
-                broker._migrate()
-            elif conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'fleets'"
-                              ).fetchone()[0] == 0:
-                raise DatabaseError(f"{path} is an SQLite file but not a cafleet database (no cafleet tables); "
-                                    "point CAFLEET_DB elsewhere or move it aside")
-        except CafleetError:
-            conn.close()
-            raise
-        except sqlite3.Error as e:
-            conn.close()
-            raise _translate(e, path) from None
-        return broker
-
-    def _switch_to_wal(self, timeout_ms: int) -> None:
-        """`PRAGMA journal_mode = WAL`, retried until the busy timeout: SQLite does not call
-        its busy handler for this switch, so a second process opening a brand-new file while
-        the first one is creating it would otherwise fail at once with "database is locked"."""
-        deadline = time.monotonic() + timeout_ms / 1000
-        while True:
-            try:
-                self.conn.execute("PRAGMA journal_mode = WAL")
-                return
-            except sqlite3.OperationalError as e:
-                if "locked" not in str(e) and "busy" not in str(e) or time.monotonic() >= deadline:
-                    raise
-                time.sleep(0.02)
-
-    def _migrate(self) -> None:
-        with self._write():
-            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-            for target in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[target].split(";"):
-                    if statement.strip():
-                        self.conn.execute(statement)
-                self.conn.execute(f"PRAGMA user_version = {target}")
-
-    def check(self) -> list[str]:
-        """`PRAGMA quick_check`: [] when the file is sound, else SQLite's findings (reads
-        every page, so it is for `db init`, not for every call)."""
-        try:
-            rows = [r[0] for r in self.conn.execute("PRAGMA quick_check").fetchall()]
-        except sqlite3.Error as e:
-            return [str(e)]
-        return [] if rows == ["ok"] else rows
-
-    def schema_version(self) -> int:
-        """The file's `PRAGMA user_version`."""
-        return self.conn.execute("PRAGMA user_version").fetchone()[0]
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def __enter__(self) -> "Broker":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    # -- transactions --------------------------------------------------------
-
-    class _Tx:
-        def __init__(self, broker: "Broker", mode: str):
-            self.broker, self.mode = broker, mode
-
-        def __enter__(self):
-            try:
-                self.broker.conn.execute(f"BEGIN {self.mode}")
-            except sqlite3.Error as e:
-                raise _translate(e, self.broker.path) from None
-            return self.broker.conn
-
-        def __exit__(self, exc_type, exc, tb):
-            conn = self.broker.conn
-            if exc_type is None:
-                try:
-                    conn.execute("COMMIT")
-                except sqlite3.Error as e:
-                    if conn.in_transaction:  # a failed COMMIT (disk full…) may already have rolled back
-                        conn.execute("ROLLBACK")
-                    raise _translate(e, self.broker.path) from None
-                return False
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise _translate(exc, self.broker.path) from None
-            return False
-
-    def _write(self) -> "Broker._Tx":
-        return Broker._Tx(self, "IMMEDIATE")
-
-    def _read(self) -> "Broker._Tx":
-        return Broker._Tx(self, "DEFERRED")
-
-    def _rows(self, sql: str, params=()) -> list[dict]:
-        try:
-            cur = self.conn.execute(sql, params)
-            cols = [d[0] for d in cur.description]
-            return [dict(zip(cols, row)) for row in cur.fetchall()]
-        except sqlite3.Error as e:
-            raise _translate(e, self.path) from None
-
-    def _row(self, sql: str, params=()) -> dict | None:
-        rows = self._rows(sql, params)
-        return rows[0] if rows else None
 
     # -- fleets --------------------------------------------------------------
 
@@ -329,24 +120,6 @@ class Broker:
             f"(\"{fleet['name']}\"); one pane holds one fleet agent. Keep using that fleet, or delete it first: "
             f"`cafleet fleet delete {fleet['fleet_id']}` (see `cafleet fleet list`), or run `fleet create` in "
             "another pane.")
-
-    def _insert_placement(self, c, agent_id, fleet_id, placement, coding_agent, ts) -> None:
-        c.execute(
-            "INSERT OR REPLACE INTO placements (agent_id, fleet_id, tmux_socket, session_name, window_id,"
-            " pane_id, pane_pid, coding_agent, created_at, agent_command) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                agent_id,
-                fleet_id,
-                placement["tmux_socket"],
-                placement["session_name"],
-                placement["window_id"],
-                placement.get("pane_id"),
-                placement.get("pane_pid"),
-                coding_agent,
-                ts,
-                placement.get("agent_command"),
-            ),
-        )
 
     def get_fleet(self, fleet_id: str, *, include_deleted: bool = False) -> dict:
         """One fleet: `{fleet_id, name, director_agent_id, created_at, deleted_at}`.
@@ -497,146 +270,6 @@ class Broker:
         """Set the agent's `last_seen` to now (every cafleet call made as that agent)."""
         with self._write() as c:
             self._seen(c, agent_id, now())
-
-    # -- placements ----------------------------------------------------------
-
-    def set_placement(self, fleet_id: str, agent_id: str, placement: dict, coding_agent: str) -> None:
-        """Record or replace an agent's pane: `placement` = `{tmux_socket, session_name,
-        window_id, pane_id, pane_pid}` (`pane_id` None while the pane is being created;
-        `pane_pid` None when unknown)."""
-        with self._write() as c:
-            self.get_agent(fleet_id, agent_id)
-            self._insert_placement(c, agent_id, fleet_id, placement, coding_agent, now())
-
-    def set_draft(self, agent_id: str, chars: int, mark: str | None) -> None:
-        """Record (or clear, `chars` 0) text typed into the agent's pane whose Enter the gate
-        withheld: how many characters, and its first characters to recognise it on screen."""
-        with self._write() as c:
-            c.execute("UPDATE placements SET draft_chars = ?, draft_mark = ? WHERE agent_id = ?", (chars, mark, agent_id))
-
-    def note_screen(self, agent_id: str, screen_hash: str) -> str | None:
-        """Record the hash of the agent's visible screen; returns when the screen last changed
-        (a `now()` string) -- None the first time a screen is seen (quiet time unknown)."""
-        with self._write() as c:
-            row = c.execute("SELECT screen_hash, screen_changed_at FROM placements WHERE agent_id = ?",
-                            (agent_id,)).fetchone()
-            if row is None:
-                return None
-            if row[0] == screen_hash:
-                return row[1]
-            c.execute("UPDATE placements SET screen_hash = ?, screen_changed_at = ? WHERE agent_id = ?",
-                      (screen_hash, now(), agent_id))
-            return None if row[0] is None else now()
-
-    def expect_exit(self, agent_id: str, expected: bool = True) -> None:
-        """Before a graceful `member delete`: the coming exit is asked for, so no exit notice
-        (`mark_exited` then returns False). `expected=False` undoes it (the agent stayed)."""
-        with self._write() as c:
-            if expected:
-                c.execute("UPDATE placements SET exited_at = ? WHERE agent_id = ? AND exited_at IS NULL", (now(), agent_id))
-            else:
-                c.execute("UPDATE placements SET exited_at = NULL WHERE agent_id = ? AND exit_status IS NULL"
-                          " AND last_screen IS NULL", (agent_id,))
-
-    def mark_exited(self, agent_id: str, status: int | None, last_screen: str) -> bool:
-        """Record that the agent in the placement's pane exited; True the first time only."""
-        with self._write() as c:
-            cur = c.execute("UPDATE placements SET exited_at = ?, exit_status = ?, last_screen = ?"
-                            " WHERE agent_id = ? AND exited_at IS NULL", (now(), status, last_screen, agent_id))
-            return cur.rowcount == 1
-
-    # -- held previews -------------------------------------------------------
-
-    def hold(self, task_id: str, reason: str) -> None:
-        """Mark a task's preview held (not typed) with `reason`; a later call delivers it."""
-        with self._write() as c:
-            c.execute("UPDATE tasks SET held_reason = ?, held_at = ? WHERE task_id = ? AND state = 'input_required'",
-                      (reason, now(), task_id))
-
-    def has_held(self, fleet_id: str) -> bool:
-        """True when some un-acked task of the fleet has a held preview (one indexed lookup)."""
-        return self.conn.execute(
-            "SELECT 1 FROM tasks WHERE fleet_id = ? AND held_reason IS NOT NULL LIMIT 1", (fleet_id,)
-        ).fetchone() is not None
-
-    def held_tasks(self, fleet_id: str, recipient_id: str | None = None) -> list[dict]:
-        """Tasks with a held preview, oldest first, each with `held_reason`, `held_at` and
-        `recipient` (the agent row). An acked or canceled task is never held (both clear it)."""
-        sql = self._TASK_SELECT.replace(" FROM tasks t", ", t.held_at FROM tasks t") + \
-            " WHERE t.fleet_id = ? AND t.held_reason IS NOT NULL"
-        params: tuple = (fleet_id,)
-        if recipient_id is not None:
-            sql += " AND t.recipient_agent_id = ?"
-            params += (recipient_id,)
-        tasks = self._rows(sql + " ORDER BY t.seq", params)
-        agents = {}
-        for t in tasks:
-            rid = t["recipient_agent_id"]
-            if rid not in agents:
-                rows = self._agents("a.agent_id = ?", (rid,))
-                agents[rid] = rows[0] if rows else None
-            t["recipient"] = agents[rid]
-        return tasks
-
-    def claim_held(self, task_id: str) -> bool:
-        """Take a held preview for delivery: clears the hold if it is still held and un-acked.
-        True for exactly one caller, so two cafleet calls never type the same preview."""
-        with self._write() as c:
-            return c.execute("UPDATE tasks SET held_reason = NULL WHERE task_id = ? AND held_reason IS NOT NULL"
-                             " AND state = 'input_required'", (task_id,)).rowcount == 1
-
-    def held_counts(self, fleet_id: str) -> dict[str, int]:
-        """{recipient agent_id: number of held previews} for the fleet's un-acked tasks."""
-        return dict(self.conn.execute(
-            "SELECT recipient_agent_id, COUNT(*) FROM tasks WHERE fleet_id = ? AND held_reason IS NOT NULL"
-            " AND state = 'input_required' GROUP BY recipient_agent_id", (fleet_id,)).fetchall())
-
-    def find_agent_by_pane(self, tmux_socket: str, pane_id: str, accept=None) -> dict | None:
-        """The active agent placed in this pane of this tmux server, with `fleet` info, or None.
-        `accept(placement) -> bool`, when given, skips placements the caller knows are stale
-        (see `hooks.open_agent`). Agents of deleted fleets are skipped; of several, the most
-        recently placed one wins (`fleet create` refuses a second live one, see there)."""
-        rows = self._agents(  # newest placement first: the same answer every time (issue 10)
-            "p.tmux_socket = ? AND p.pane_id = ? AND a.status = 'active' ORDER BY p.created_at DESC, p.rowid DESC",
-            (tmux_socket, pane_id),
-        )
-        for row in rows:
-            if accept is not None and not accept(row["placement"]):
-                continue
-            fleet = self._row("SELECT * FROM fleets WHERE fleet_id = ? AND deleted_at IS NULL", (row["fleet_id"],))
-            if fleet:
-                row["fleet"] = fleet
-                return row
-        return None
-
-    # -- worktrees -----------------------------------------------------------
-
-    def add_worktree(self, fleet_id: str, agent_id: str, *, repo: str, path: str, branch: str, base: str,
-                     base_commit: str) -> None:
-        """Record a member's git worktree (absolute `repo` and `path`, `branch`, `base` ref
-        as named, `base_commit` sha). `NotFound` if the agent is not in the fleet."""
-        with self._write() as c:
-            self.get_agent(fleet_id, agent_id)
-            c.execute("INSERT INTO worktrees (agent_id, fleet_id, repo, path, branch, base, base_commit, created_at)"
-                      " VALUES (?,?,?,?,?,?,?,?)", (agent_id, fleet_id, repo, path, branch, base, base_commit, now()))
-
-    def worktrees(self, fleet_id: str, agent_id: str | None = None) -> list[dict]:
-        """The fleet's worktree rows (optionally one agent's), oldest first, each with the
-        agent's `name`: `{agent_id, fleet_id, name, repo, path, branch, base, base_commit,
-        created_at, removed_at}`."""
-        sql = ("SELECT w.*, a.name FROM worktrees w JOIN agents a ON a.agent_id = w.agent_id"
-               " WHERE w.fleet_id = ?")
-        params: tuple = (fleet_id,)
-        if agent_id is not None:
-            sql += " AND w.agent_id = ?"
-            params += (agent_id,)
-        return self._rows(sql + " ORDER BY w.created_at, w.rowid", params)
-
-    def mark_worktree_removed(self, agent_id: str) -> None:
-        """Note that a member's worktree directory is gone (its row stays for the branch)."""
-        with self._write() as c:
-            c.execute("UPDATE worktrees SET removed_at = ? WHERE agent_id = ? AND removed_at IS NULL",
-                      (now(), agent_id))
 
     # -- members -------------------------------------------------------------
 
@@ -845,45 +478,6 @@ class Broker:
         return self.conn.execute(
             "SELECT COUNT(*) FROM tasks WHERE recipient_agent_id = ? AND state = 'input_required'", (agent_id,)
         ).fetchone()[0]
-
-    # -- loops and notices (hooks) ------------------------------------------
-
-    def add_loop(self, agent_id: str, loop_id: str, *, session_id=None, cron=None, prompt=None, durable=False) -> None:
-        """Record a running `/loop` (a Claude Code CronCreate job) of the agent."""
-        with self._write() as c:
-            c.execute(
-                "INSERT OR REPLACE INTO loops (agent_id, loop_id, session_id, cron, prompt, durable, created_at)"
-                " VALUES (?,?,?,?,?,?,?)",
-                (agent_id, loop_id, session_id, cron, prompt, int(bool(durable)), now()),
-            )
-
-    def end_loop(self, agent_id: str, loop_id: str | None = None, *, session_id: str | None = None) -> int:
-        """Mark the agent's loop `loop_id` (or all its loops, or all of one session's
-        non-durable loops) ended. Returns how many rows changed."""
-        sql, params = "UPDATE loops SET deleted_at = ? WHERE agent_id = ? AND deleted_at IS NULL", [now(), agent_id]
-        if loop_id is not None:
-            sql += " AND loop_id = ?"
-            params.append(loop_id)
-        if session_id is not None:
-            sql += " AND session_id = ? AND durable = 0"
-            params.append(session_id)
-        with self._write() as c:
-            return c.execute(sql, params).rowcount
-
-    def active_loops(self, agent_id: str) -> list[dict]:
-        """The agent's loops not yet ended, oldest first."""
-        return self._rows(
-            "SELECT * FROM loops WHERE agent_id = ? AND deleted_at IS NULL ORDER BY created_at", (agent_id,)
-        )
-
-    def note_once(self, agent_id: str, kind: str, key: str) -> bool:
-        """Record a notice; True the first time this `(agent, kind, key)` is seen, else False."""
-        with self._write() as c:
-            cur = c.execute(
-                "INSERT OR IGNORE INTO notices (agent_id, kind, key, created_at) VALUES (?,?,?,?)",
-                (agent_id, kind, key, now()),
-            )
-            return cur.rowcount == 1
 
 
 # ---------------------------------------------------------------- input checks

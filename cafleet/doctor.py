@@ -21,7 +21,8 @@ def report(environ=None) -> dict:
     {path, version}}}`. No backend on PATH is a warning (every `member create` would fail), not a
     problem: the Director may still read and message."""
     from cafleet import backends, tmux
-    from cafleet.broker import Broker, db_path
+    from cafleet.broker import Broker
+    from cafleet.store import db_path
 
     env = os.environ if environ is None else environ
     problem = None

@@ -244,8 +244,9 @@ def open_agent(environ):
     if where is None:
         return None, None
     from cafleet import broker as _broker
+    from cafleet.store import db_path
 
-    path = _broker.db_path(environ)
+    path = db_path(environ)
     if not os.path.isfile(path):
         return None, None
     os.environ.setdefault("CAFLEET_BUSY_TIMEOUT_MS", HOOK_BUSY_TIMEOUT_MS)

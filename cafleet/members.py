@@ -284,7 +284,7 @@ def _remove_registration(broker: Broker, fleet_id: str, agent_id: str, failure: 
     that failed the create, so retry for `ROLLBACK_PATIENCE` seconds (or three busy timeouts,
     if longer); if the row still cannot go, say so and how to remove it, instead of claiming
     nothing was written."""
-    from cafleet.broker import busy_timeout_ms
+    from cafleet.store import busy_timeout_ms
 
     deadline = time.monotonic() + max(ROLLBACK_PATIENCE, 3 * busy_timeout_ms() / 1000)
     while True:

@@ -1,8 +1,8 @@
 """The broker's schema and its history: `MIGRATIONS[n]` takes a file at `PRAGMA user_version`
-n-1 to n (`Broker._migrate` runs them in order, each in the opening write transaction).
+n-1 to n (`Store._migrate` runs them in order, each in the opening write transaction).
 
 A migration is added, never edited: a user's file may be at any older version. Stdlib only,
-imported by the hooks through `cafleet.broker`.
+imported by the hooks through `cafleet.broker` (its `cafleet.store`).
 """
 
 from __future__ import annotations

@@ -22,8 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cafleet.broker as broker_mod
-from cafleet.broker import MAX_BODY_BYTES, SCHEMA_VERSION, Broker, db_path
+from cafleet.broker import MAX_BODY_BYTES, Broker
 from cafleet.errors import CafleetError, Conflict, DatabaseError, Forbidden, NotFound, UsageError
+from cafleet.schema import MIGRATIONS, SCHEMA_VERSION
+from cafleet.store import db_path
 
 UUID4_RE = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z")
 TIME_RE = re.compile(r"\A\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
@@ -766,7 +768,7 @@ def test_a_version_1_file_migrates_forward_keeping_its_data(db_path):
 
     db_path.parent.mkdir(mode=0o700)
     conn = sqlite3.connect(str(db_path))
-    conn.executescript(broker_mod.MIGRATIONS[1])
+    conn.executescript(MIGRATIONS[1])
     fid, did = broker_mod.new_id(), broker_mod.new_id()
     conn.execute("INSERT INTO fleets VALUES (?, 'old', ?, '2026-01-01T00:00:00.000Z', NULL)", (fid, did))
     conn.execute("INSERT INTO agents (agent_id, fleet_id, name, role, created_at) VALUES (?, ?, 'Director',"

@@ -14,8 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 import cafleet
-from cafleet.broker import MAX_BODY_BYTES, SCHEMA_VERSION, Broker
+from cafleet.broker import MAX_BODY_BYTES, Broker
 from cafleet.cli import main
+from cafleet.schema import SCHEMA_VERSION
 
 UUID4_RE = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z")
 NOWHERE = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"  # a well-formed id that exists nowhere

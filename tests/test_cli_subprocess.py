@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 import cafleet
-from cafleet.broker import MAX_BODY_BYTES, SCHEMA_VERSION
+from cafleet.broker import MAX_BODY_BYTES
+from cafleet.schema import SCHEMA_VERSION
 
 UUID4_RE = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z")
 NOWHERE = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"

@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_members import CAFLEET, rig  # noqa: E402,F401  (fixtures)
 
-from cafleet.broker import SCHEMA_VERSION  # noqa: E402
+from cafleet.schema import SCHEMA_VERSION  # noqa: E402
 
 
 def test_doctor_inside_a_pane(rig):

@@ -31,7 +31,8 @@ from pathlib import Path
 import pytest
 
 from tmux_fleet import TmuxFleet, clean_env, run_cli  # noqa: E402  (tests/ is on sys.path)
-from cafleet.broker import MAX_BODY_BYTES, SCHEMA_VERSION, Broker
+from cafleet.broker import MAX_BODY_BYTES, Broker
+from cafleet.schema import SCHEMA_VERSION
 
 PY = sys.executable
 ROOT = Path(__file__).resolve().parent.parent

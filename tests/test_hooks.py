@@ -762,7 +762,7 @@ def test_hook_module_imports_only_the_stdlib_and_the_broker(fleet, denv):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == [
         "cafleet", "cafleet.bashcheck", "cafleet.broker", "cafleet.dbfile", "cafleet.errors", "cafleet.hooks",
-        "cafleet.schema", "cafleet.shellcommands", "cafleet.shellwords"]
+        "cafleet.schema", "cafleet.shellcommands", "cafleet.shellwords", "cafleet.store", "cafleet.supervision"]
 
 
 @pytest.mark.parametrize("command", ["ls *.py | grep -v x", "cafleet --fleet-id {f} message poll --agent-id {d}",

@@ -31,7 +31,7 @@ def mcp_config(agent_id: str | None, flags: bool) -> None:
     """Print the `~/.codex/config.toml` block (or `codex -c` flags) that registers
     `cafleet mcp` with its tool timeout. codex only: an opencode pane must load no MCP server."""
     state = current_state()
-    from cafleet import broker as _b
+    from cafleet import store as _b
     from cafleet import mcp_server
 
     if agent_id and not state.fleet_id:
