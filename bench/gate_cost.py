@@ -40,12 +40,12 @@ def p90(xs):
 
 def old_push(socket, pane, text):
     """The pre-gate push path (members._type_preview before the gate), Enter delay 0."""
-    from cafleet import keystrokes, tmux
+    from cafleet import screens, sendkeys, tmux
 
     info = tmux.pane_info(socket, pane)
     assert info is not None and not info.dead
-    assert keystrokes.open_dialog(tmux.screen(socket, pane)) is None
-    tmux.type_line(socket, pane, text, enter_delay=0)
+    assert screens.open_dialog(tmux.screen(socket, pane)) is None
+    sendkeys.type_line(socket, pane, text, enter_delay=0)
 
 
 def bench_gate_cost(tf, runs):

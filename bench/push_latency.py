@@ -203,7 +203,7 @@ def main() -> None:
     args = ap.parse_args()
     times = measure(args.runs)
     print(f"cafleet push / member-create latency, {args.runs} runs each, ms "
-          f"(tmux.ENTER_DELAY = {__import__('cafleet.tmux').tmux.ENTER_DELAY:g} s)")
+          f"(gate.ENTER_DELAY = {__import__('cafleet.gate').gate.ENTER_DELAY:g} s)")
     print(table([[name, f"{median(t):.0f}", f"{p90(t):.0f}", f"{min(t):.0f}"] for name, t in times.items()],
                 ["measure", "median", "p90", "min"]))
     m = median(times["push: line 1 visible, echoing pane"])

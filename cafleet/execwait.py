@@ -58,7 +58,7 @@ def wait_finished(read_screen: Callable[[], str | None], timeout: float, *,
                   sleep: Callable[[float], None] = time.sleep) -> dict:
     """Watch the screen until the typed command has finished (see module docstring) or
     `timeout` seconds pass. `read_screen` returns the visible screen, or None when the pane
-    is gone; `dialog` names a dialog on a screen (e.g. `keystrokes.open_dialog`).
+    is gone; `dialog` names a dialog on a screen (e.g. `screens.open_dialog`).
 
     Returns `{"finished": bool, "waited_s": float, "saw_busy": bool, "dialog": str | None,
     "pane_gone": bool}`; `finished` is False only on timeout.

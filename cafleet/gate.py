@@ -2,10 +2,11 @@
 
 Every keystroke cafleet sends to an agent's pane -- a message preview, `member ping`,
 `member exec`, `member send-input`, `fleet tick`, the exit command of a graceful
-`member delete`, an exit notice -- goes through `type_line` or `answer_choice` here. Each
-first reads the pane (`observe`: one tmux client call for the pane's facts and visible
-screen, plus the kernel's foreground process group from ``/proc``), then decides with the
-pure function `decide` whether this kind of keystroke may go in now:
+`member delete`, an exit notice -- goes through `type_line` or `answer_choice` here (they
+type with `cafleet.sendkeys`, which no other cafleet module imports). Each first reads the
+pane (`observe`: one tmux client call for the pane's facts and visible screen, plus the
+kernel's foreground process group from ``/proc``), then decides with the pure function
+`decide` whether this kind of keystroke may go in now:
 
 * identity: the pane carries cafleet's tag for this agent (tmux user option
   ``@cafleet-agent``, set when cafleet made the pane; the DB cannot forge it), its
@@ -42,7 +43,7 @@ KINDS = (LINE, CHOICE, FREETEXT, TICK, EXIT)
 ALLOWED, HELD, REFUSED = "allowed", "held", "refused"
 
 ENTER_DELAY = 0.3
-"""Seconds between a line's text and its Enter (see `cafleet.tmux.ENTER_DELAY`)."""
+"""Seconds between a line's text and its Enter (see `cafleet.sendkeys.ENTER_DELAY`)."""
 CHOICE_TO_TEXT_DELAY = 0.3
 """Seconds between the `4` that opens a choice frame's free-text field and the text."""
 DRAFT_ROWS = 8
@@ -230,14 +231,14 @@ def draft_mark(text: str) -> str:
 def _settle_draft(broker, target: Target, facts: Facts) -> tuple[Facts | None, str | None]:
     """Take a withheld draft back if it shows and no dialog does. Returns fresh facts and a
     hold reason when the draft cannot be taken back yet."""
-    from cafleet import tmux
+    from cafleet import sendkeys
 
     if not target.draft_chars:
         return facts, None
     if screens.open_dialog(facts.screen):
         return facts, "a dialog is open over text cafleet typed earlier"
     if draft_visible(target.draft_mark, facts.screen):
-        tmux.send_backspaces(target.socket, target.pane_id, target.draft_chars)
+        sendkeys.send_backspaces(target.socket, target.pane_id, target.draft_chars)
         deadline = time.monotonic() + DRAFT_PATIENCE
         while True:  # Claude Code 2.1.332 takes ~0.5 s to redraw after a burst of Backspaces
             time.sleep(0.1)
@@ -259,7 +260,7 @@ def type_line(target: Target, text: str, kind: str = LINE, *, broker=None,
     `decide` holds for) appeared between the text and the Enter -- no Enter was sent, and the
     draft is recorded on the placement (via `broker`) to be taken back later.
     Raises `TmuxError` when tmux fails."""
-    from cafleet import tmux
+    from cafleet import sendkeys
 
     facts = observe(target)
     d = decide(kind, target, facts)
@@ -272,7 +273,7 @@ def type_line(target: Target, text: str, kind: str = LINE, *, broker=None,
         d = decide(kind, target, facts)  # the screen changed: decide again on what it shows now
         if not d.allowed:
             return d
-    tmux.send_literal(target.socket, target.pane_id, text)
+    sendkeys.send_literal(target.socket, target.pane_id, text)
     if enter_delay > 0:
         time.sleep(enter_delay)
     again = decide(LINE, target, observe(target))
@@ -283,7 +284,7 @@ def type_line(target: Target, text: str, kind: str = LINE, *, broker=None,
             broker.set_draft(target.agent_id, len(text), draft_mark(text))
         return Decision(HELD, f"{again.reason}; it appeared after the text was typed, so no Enter was "
                               "sent and the text will be taken back", again.state, draft=len(text))
-    tmux.send_enter(target.socket, target.pane_id)
+    sendkeys.send_enter(target.socket, target.pane_id)
     return Decision(ALLOWED, state=d.state)
 
 
@@ -293,21 +294,21 @@ def answer_choice(target: Target, *, choice: int | None = None, freetext: str | 
     `freetext` types ``4``, waits, re-checks that the frame's free-text field is still the
     agent's, types the text and Enter. Returns (`Decision`, what was typed). Nothing is typed
     unless `decide(CHOICE, …)` allows it."""
-    from cafleet import tmux
+    from cafleet import sendkeys
 
     d = decide(CHOICE if choice is not None else FREETEXT, target, observe(target))
     if not d.allowed:
         return d, ""
     if choice is not None:
-        tmux.send_literal(target.socket, target.pane_id, str(choice))
+        sendkeys.send_literal(target.socket, target.pane_id, str(choice))
         return d, str(choice)
-    tmux.send_literal(target.socket, target.pane_id, "4")
+    sendkeys.send_literal(target.socket, target.pane_id, "4")
     time.sleep(CHOICE_TO_TEXT_DELAY)
     facts = observe(target)  # the frame's text field is open now; the pane must still be the agent's
     if facts is None or identity(target, facts) or facts.dead:
         return decide(LINE, target, facts), "4"
-    tmux.send_literal(target.socket, target.pane_id, freetext)
+    sendkeys.send_literal(target.socket, target.pane_id, freetext)
     if enter_delay > 0:
         time.sleep(enter_delay)
-    tmux.send_enter(target.socket, target.pane_id)
+    sendkeys.send_enter(target.socket, target.pane_id)
     return d, "4" + freetext

@@ -4,7 +4,7 @@ Everything cafleet types into a member's pane goes through here first:
 
 * `preview_lines` builds the 2-line inline preview that `message send` / `message broadcast`
   push into the recipient's pane. The caller sends ``line1 + "\\n" + line2`` with ONE
-  ``send-keys -l`` and then a separate Enter (`cafleet.tmux.type_line`); a Claude Code TUI
+  ``send-keys -l`` and then a separate Enter (`cafleet.gate.type_line`); a Claude Code TUI
   receives that as one two-line user message (observed with Claude Code 2.1.330, tmux 3.3a,
   see shared/REAL-CLIENT.md). Both lines are made inert: no control character (so no escape
   sequence, no C-c, no CR that would submit early), no bidi override, no line break.
@@ -221,9 +221,3 @@ def escape_trailing_semicolon(text: str) -> str:
     if text.endswith(";"):
         return text[:-1] + "\\;"
     return text
-
-
-# ----------------------------------------------------------------------------- dialogs
-
-# Dialog detection moved to `cafleet.screens` (what a screen shows); kept importable here.
-from cafleet.screens import DIALOG_SCAN_ROWS, open_dialog  # noqa: E402,F401

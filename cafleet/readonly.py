@@ -2,8 +2,8 @@
 
 A claude member runs non-interactively approved for its own cafleet commands; anything else
 would stop it on a permission prompt in a pane nobody watches. So the PreToolUse hook
-(`cafleet.hooks.member_guard`) routes every other command to the member's Director, except
-the simple commands this module can prove only read. The list is small and exact: a command
+(`cafleet.pretooluse.member_guard`) routes every other command to the member's Director,
+except the simple commands this module can prove only read. The list is small and exact: a command
 is read-only when its command word is one of `READ_ONLY` (or `find`, `sed`, `git` with the
 checks below), it comes first (no `NAME=value` before it: `PATH=… ls`, `LD_PRELOAD=… ls`,
 `LESSOPEN=… less` change what runs; no wrapper such as `env` or `sudo`), none of its words is
@@ -25,7 +25,7 @@ expanded at run time, and none of its options is one that writes or runs somethi
 Long options are matched as GNU getopt_long matches them: any unambiguous prefix
 (`sort --out=F` is `--output`), so a prefix of a refused option is refused.
 `less`/`more` are not on the list (`LESSOPEN`, `-o`/`--log-file`, `!` commands). A command
-with a `>` anywhere is never read-only (`hooks.member_guard` checks that on the whole line).
+with a `>` anywhere is never read-only (`pretooluse.member_guard` checks that on the whole line).
 Standard library only: the hook imports it.
 """
 

@@ -4,7 +4,8 @@ Each call addresses one tmux server by its socket path (``tmux -S PATH``, the fi
 field of ``$TMUX``), so a command works the same from any pane, from outside tmux, and
 against a private test server (``tmux -L name``). Commands run through libtmux's
 ``Server(socket_path=...).cmd(...)``, one tmux client process per call, always as an argv
-list: nothing here builds a shell string.
+list: nothing here builds a shell string. The keys typed into a pane are `cafleet.sendkeys`,
+which only the keystroke gate (`cafleet.gate`) uses.
 
 Facts about tmux 3.3a this module relies on (each is covered by tests/test_tmux.py):
 
@@ -19,12 +20,6 @@ Facts about tmux 3.3a this module relies on (each is covered by tests/test_tmux.
   ``execvp``s them directly. A one-item argv is therefore started as ``env -- ITEM``.
 * ``split-window -c DIR`` expands DIR as a format (``#{...}``) and silently falls back to
   another directory when DIR does not exist; `split_window` escapes ``#`` and checks DIR.
-* ``send-keys`` to a pane that is dead but kept (``remain-on-exit``) succeeds silently.
-* A pane in a mode (copy mode after a mouse scroll, clock mode, ...) swallows
-  ``send-keys`` input, literal text and Enter alike. `send_literal` and `send_enter` first
-  run ``copy-mode -q -t %N`` (cancels any mode; a no-op when none is active).
-* One tmux command line is limited to about 16 KiB (``command too long``); `send_literal`
-  sends long text in chunks.
 
 Errors: `cafleet.errors.TmuxError` (exit 1) for a missing ``tmux`` binary, an unreachable
 server or a failed command; its subclass `TargetGone` when the server is not running or the
@@ -45,25 +40,12 @@ from dataclasses import dataclass
 from cafleet.errors import TmuxError, UsageError
 from cafleet.keystrokes import escape_trailing_semicolon
 
-#: Seconds between the literal text and its Enter in `type_line`. TUIs coalesce a burst of
-#: input into a "paste" and may treat an Enter that arrives inside it as a newline, not as
-#: submit: codex keeps a 120 ms paste-burst window, Claude Code commits a bracketed paste
-#: after 100 ms of quiet. Observed with Claude Code 2.1.330 and 2.1.332 + tmux 3.3a: a separate
-#: send-keys Enter submitted the 2-line push as one message at every delay tried (0 to
-#: 0.3 s), so the delay is for codex-like TUIs and a loaded machine (tmux writes to the pane
-#: asynchronously). 0.3 s clears 120 ms with margin and keeps a broadcast quick.
-ENTER_DELAY = 0.3
-
 #: Layout applied by `rebalance`: ``tiled`` (tmux(1) select-layout) gives every pane an
 #: equal share of the window in a grid, so each member TUI stays usable however many there
 #: are, needs no window option and no pane swaps, and never moves the active pane. (In
 #: ``main-vertical`` the main pane is the window's first pane and the others share one
 #: column, which gets unusably short past three members.)
 LAYOUT = "tiled"
-
-#: Largest UTF-8 size of one ``send-keys -l`` argument; tmux refuses a command line of
-#: about 16 KiB or more with "command too long".
-MAX_SEND_BYTES = 8192
 
 _PANE_ID = re.compile(r"%[0-9]+\Z")
 _WINDOW_ID = re.compile(r"@[0-9]+\Z")
@@ -82,9 +64,7 @@ _GONE_MARKERS = (
 )
 
 __all__ = [
-    "ENTER_DELAY",
     "LAYOUT",
-    "MAX_SEND_BYTES",
     "PaneInfo",
     "PaneRef",
     "TargetGone",
@@ -98,13 +78,10 @@ __all__ = [
     "pane_pid",
     "pane_snapshot_hash",
     "rebalance",
-    "send_enter",
-    "send_literal",
     "server_alive",
     "socket_path_from_env",
     "split_window",
     "tmux_available",
-    "type_line",
     "wait_pane_dead",
     "wait_until",
 ]
@@ -459,72 +436,6 @@ def split_window(
     )
 
 
-def _chunks(text: str, max_bytes: int) -> list[str]:
-    chunks: list[str] = []
-    current: list[str] = []
-    size = 0
-    for ch in text:
-        n = len(ch.encode("utf-8", "surrogatepass"))
-        if current and size + n > max_bytes:
-            chunks.append("".join(current))
-            current, size = [], 0
-        current.append(ch)
-        size += n
-    if current:
-        chunks.append("".join(current))
-    return chunks
-
-
-def _leave_mode(socket_path: str, pane_id: str) -> None:
-    """``copy-mode -q -t %N`` (tmux(1) copy-mode ``-q``: cancel copy mode and any other
-    mode); does nothing when the pane is in no mode."""
-    _run(socket_path, "copy-mode", "-q", "-t", pane_id)
-
-
-def send_literal(socket_path: str, pane_id: str, text: str) -> None:
-    """Type `text` into the pane exactly as given: ``send-keys -l -t %N -- TEXT``.
-
-    tmux(1) send-keys ``-l``: the argument is typed as literal UTF-8 characters, key names
-    (``Enter``, ``C-c``) are not looked up. ``--`` ends the flags, so text may start with
-    ``-``. A final ``;`` is escaped (see module docstring). Text over `MAX_SEND_BYTES`
-    bytes is sent as several send-keys commands. Control characters in `text` ARE typed
-    (``\\n`` arrives as LF, ``\\x03`` as a C-c byte): sanitise with `cafleet.keystrokes`
-    first. Empty text sends nothing. A mode the pane is in (copy mode after the user
-    scrolled, ...) is cancelled first (``copy-mode -q``), else tmux would swallow the keys.
-    Raises `TargetGone` if the pane or server is gone (a dead pane kept by
-    ``remain-on-exit`` silently swallows the keys), `TmuxError` else.
-    """
-    _check_pane_id(pane_id)
-    if not text:
-        return
-    _leave_mode(socket_path, pane_id)
-    for chunk in _chunks(text, MAX_SEND_BYTES):
-        _run(socket_path, "send-keys", "-t", pane_id, "-l", "--", chunk)
-
-
-def send_enter(socket_path: str, pane_id: str) -> None:
-    """Press Enter in the pane: ``send-keys -t %N Enter`` (tmux key name, CR), after
-    cancelling any mode like `send_literal`. Errors as `send_literal`."""
-    _check_pane_id(pane_id)
-    _leave_mode(socket_path, pane_id)
-    _run(socket_path, "send-keys", "-t", pane_id, "Enter")
-
-
-def type_line(
-    socket_path: str, pane_id: str, text: str, enter_delay: float = ENTER_DELAY
-) -> None:
-    """Type `text` literally, wait `enter_delay` seconds, then press Enter.
-
-    Enter is a separate ``send-keys`` after the pause so a TUI that coalesces fast input
-    into a paste submits instead of inserting a newline (see `ENTER_DELAY`). Errors as
-    `send_literal`.
-    """
-    send_literal(socket_path, pane_id, text)
-    if enter_delay > 0:
-        time.sleep(enter_delay)
-    send_enter(socket_path, pane_id)
-
-
 def capture(socket_path: str, pane_id: str, lines: int) -> str:
     """The last `lines` lines of the pane's text (history + visible screen), as one string.
 
@@ -692,15 +603,6 @@ def set_pane_tag(socket_path: str, pane_id: str, agent_id: str) -> None:
     `TargetGone` if the pane is gone, `TmuxError` otherwise."""
     _check_pane_id(pane_id)
     _run(socket_path, "set-option", "-p", "-t", pane_id, TAG_OPTION, agent_id)
-
-
-def send_backspaces(socket_path: str, pane_id: str, count: int) -> None:
-    """Press Backspace `count` times: ``send-keys -t %N -N COUNT BSpace`` (tmux(1) send-keys
-    ``-N`` repeat count). Takes typed text back out of an input box. Errors as `send_literal`."""
-    _check_pane_id(pane_id)
-    if count > 0:
-        _leave_mode(socket_path, pane_id)
-        _run(socket_path, "send-keys", "-t", pane_id, "-N", str(count), "BSpace")
 
 
 def set_exit_hook(socket_path: str, pane_id: str, shell_command: str) -> None:

@@ -12,7 +12,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_members import fleet, lines_of, one, read_log, rig, wait_for  # noqa: E402,F401  (fixtures)
 
-from cafleet import execwait, keystrokes  # noqa: E402
+from cafleet import execwait, screens  # noqa: E402
 
 IDLE = "❯ \n  ⏸ manual mode on · ? for shortcuts"
 RUNNING = "! sleep 4\n  ⎿  Running… (2s)\n  ⏸ manual mode on · esc to interrupt"
@@ -43,7 +43,7 @@ class Script:
 
     def run(self, timeout=30.0, **kw):
         return execwait.wait_finished(self.read, timeout, clock=self.clock, sleep=self.sleep,
-                                      dialog=keystrokes.open_dialog, **kw)
+                                      dialog=screens.open_dialog, **kw)
 
 
 def test_claude_command_then_model_turn_is_one_wait():

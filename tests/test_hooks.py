@@ -762,7 +762,33 @@ def test_hook_module_imports_only_the_stdlib_and_the_broker(fleet, denv):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == [
         "cafleet", "cafleet.bashcheck", "cafleet.broker", "cafleet.dbfile", "cafleet.errors", "cafleet.hooks",
-        "cafleet.schema", "cafleet.shellcommands", "cafleet.shellwords", "cafleet.store", "cafleet.supervision"]
+        "cafleet.pretooluse", "cafleet.schema", "cafleet.shellcommands", "cafleet.shellwords", "cafleet.store",
+        "cafleet.supervision"]
+
+
+@pytest.mark.parametrize("event, payload, inside, handlers", [
+    ("PreToolUse", bash("tmux kill-server"), False, []),
+    ("SessionStart", {"hook_event_name": "SessionStart", "source": "startup", "session_id": "s"}, False, []),
+    ("PreToolUse", bash("ls -la"), True, ["cafleet.pretooluse"]),
+    ("Stop", {"hook_event_name": "Stop", "stop_hook_active": False}, True, ["cafleet.sessionhooks"]),
+])
+def test_each_event_loads_only_its_own_handler(fleet, denv, event, payload, inside, handlers):
+    """Outside tmux a hook ends with `cafleet.hooks` alone loaded (the path of every session
+    that is not in a fleet); inside, only the handler module of the event is loaded."""
+    env = denv if inside else {k: v for k, v in denv.items() if k not in ("TMUX", "TMUX_PANE")}
+    code = (
+        "import sys, io, json; sys.path.insert(0, sys.argv[1]);"
+        "sys.stdin = io.TextIOWrapper(io.BytesIO(sys.argv[3].encode()));"
+        "from cafleet import hooks; hooks.main([sys.argv[2]]);"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('cafleet'))))"
+    )
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(ROOT), event, json.dumps(payload)],
+                          env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [m for m in loaded if m in ("cafleet.pretooluse", "cafleet.sessionhooks")] == handlers
+    if not inside:
+        assert loaded == ["cafleet", "cafleet.hooks"]
 
 
 @pytest.mark.parametrize("command", ["ls *.py | grep -v x", "cafleet --fleet-id {f} message poll --agent-id {d}",

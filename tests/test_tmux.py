@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from cafleet import keystrokes, tmux
+from cafleet import tmux
 from cafleet.errors import TmuxError, UsageError
 
 RECORDER = r"""
@@ -109,121 +109,6 @@ def run_reporter(director, tmp_path, argv_tail, env=None, cwd=None):
     )
     wait_for(out.exists)
     return pane, json.loads(out.read_text())
-
-
-# ------------------------------------------------------------------------ send-keys
-
-
-def test_send_literal_arrives_verbatim(recorder):
-    pane, read = recorder
-    text = "hello 'sq' \"dq\" $HOME `id` C-c Enter Escape #{pane_id} -x é 日本 🙂 \\ ;x"
-    tmux.send_literal(pane.socket_path, pane.pane_id, text)
-    receives(read, text.encode())
-
-
-@pytest.mark.parametrize("text", ["echo a;", ";", "a\\;", "two;;", "-starts-with-dash;"])
-def test_trailing_semicolon_survives(recorder, text):
-    pane, read = recorder
-    tmux.send_literal(pane.socket_path, pane.pane_id, text)
-    receives(read, text.encode())
-
-
-def test_unescaped_trailing_semicolon_is_eaten_by_tmux(recorder):
-    """The tmux fact the escaping exists for (tmux 3.3a): a raw final ';' is dropped."""
-    pane, read = recorder
-    subprocess.run(
-        ["tmux", "-S", pane.socket_path, "send-keys", "-t", pane.pane_id, "-l", "--", "echo a;"],
-        check=True,
-    )
-    receives(read, b"echo a")
-
-
-def test_long_text_is_sent_in_chunks(recorder):
-    pane, read = recorder
-    text = ("abcdefghi\u00e9\u65e5\U0001f642" * 3000)[:25000]  # ~50 KiB of UTF-8
-    assert len(text.encode()) > 3 * tmux.MAX_SEND_BYTES
-    tmux.send_literal(pane.socket_path, pane.pane_id, text)
-    receives(read, text.encode(), timeout=5)
-
-
-def test_empty_text_sends_nothing(recorder):
-    pane, read = recorder
-    tmux.send_literal(pane.socket_path, pane.pane_id, "")
-    tmux.send_literal(pane.socket_path, pane.pane_id, "z")
-    receives(read, b"z")
-
-
-def test_control_characters_are_typed_raw_without_sanitising(recorder):
-    """send_literal types what it is given: the reason keystrokes sanitises first."""
-    pane, read = recorder
-    tmux.send_literal(pane.socket_path, pane.pane_id, "a\x03b\x1b[31mc\rd\ne")
-    receives(read, b"a\x03b\x1b[31mc\rd\ne")
-
-
-def test_hostile_preview_arrives_as_inert_text(recorder):
-    pane, read = recorder
-    body = (
-        "C-c Enter Escape\x03\x04\x1a\x1b[2J\x1b]0;pwned\x07 \r!rm -rf ~\n"
-        "/exit\u202egnp.exe\u2066x\u2069\x7f\x9b31m\x00 end;"
-    )
-    name = "Mallory\x1b[31m\r\nC-c"
-    text = keystrokes.preview_text(
-        "0b7c5a0e-7f3e-4d0a-9d8e-2f4c1a9b6e21", name,
-        "4f1d2c3b-aaaa-4bbb-8ccc-123456789abc", body,
-    )
-    tmux.send_literal(pane.socket_path, pane.pane_id, text)
-    got = receives(read, text.encode()).decode("utf-8")
-    assert got.count("\n") == 1  # exactly the one line break between line 1 and line 2
-    for ch in got.replace("\n", "", 1):
-        assert ord(ch) >= 0x20 and not 0x7F <= ord(ch) <= 0x9F, repr(ch)
-        assert ch not in keystrokes.BIDI_CONTROLS
-    line1, line2 = got.split("\n")
-    assert "Mallory" in line1
-    assert line2.startswith("C-c Enter Escape") and line2.endswith("end;")
-
-
-def test_type_line_sends_enter_separately_after_the_delay(recorder):
-    pane, read = recorder
-    tmux.type_line(pane.socket_path, pane.pane_id, "hi there", enter_delay=0.3)
-    receives(read, b"hi there\r")
-    _, chunks = read()
-    assert bytes.fromhex(chunks[-1]["hex"]) == b"\r"  # Enter is its own read
-    assert chunks[-1]["t"] - chunks[0]["t"] >= 0.25
-    assert tmux.ENTER_DELAY >= 0.15  # past Claude Code's 100 ms / codex's 120 ms windows
-
-
-def test_send_enter_sends_cr(recorder):
-    pane, read = recorder
-    tmux.send_enter(pane.socket_path, pane.pane_id)
-    receives(read, b"\r")
-
-
-def test_keys_reach_a_pane_the_user_scrolled(recorder):
-    """A pane in copy mode swallows send-keys; sending leaves the mode first."""
-    pane, read = recorder
-    for mode in ("copy-mode", "clock-mode"):
-        subprocess.run(["tmux", "-S", pane.socket_path, mode, "-t", pane.pane_id], check=True)
-        tmux.type_line(pane.socket_path, pane.pane_id, mode, enter_delay=0.01)
-    receives(read, b"copy-mode\rclock-mode\r")
-
-
-def test_send_to_gone_pane_raises(director):
-    with pytest.raises(tmux.TargetGone):
-        tmux.send_literal(director.socket_path, "%999", "x")
-    with pytest.raises(tmux.TargetGone):
-        tmux.send_enter(director.socket_path, "%999")
-
-
-def test_bad_pane_id_is_refused(director):
-    for bad in ("0", "fleet:0.1", "%1;kill-server", ""):
-        with pytest.raises(TmuxError):
-            tmux.send_literal(director.socket_path, bad, "x")
-
-
-def test_unencodable_text_is_a_tmux_error(recorder):
-    pane, _ = recorder
-    with pytest.raises(TmuxError):
-        tmux.send_literal(pane.socket_path, pane.pane_id, "nul\x00byte")
 
 
 # ---------------------------------------------------------------------- split_window
@@ -420,8 +305,6 @@ def test_everything_after_the_server_is_killed(director, tmux_server):
     assert tmux.rebalance(member.socket_path, member.window_id) is False
     assert tmux.list_panes(member.socket_path, member.window_id) == []
     with pytest.raises(tmux.TargetGone):
-        tmux.send_literal(member.socket_path, member.pane_id, "x")
-    with pytest.raises(tmux.TargetGone):
         tmux.capture(member.socket_path, member.pane_id, 5)
     with pytest.raises(tmux.TargetGone):
         tmux.split_window(director, ["sleep", "1"], {}, None)
@@ -495,7 +378,6 @@ def test_missing_tmux_binary_is_a_tmux_error(tmp_path, monkeypatch):
     assert not tmux.tmux_available()
     calls = [
         lambda: tmux.pane_alive("/tmp/s", "%0"),
-        lambda: tmux.send_literal("/tmp/s", "%0", "x"),
         lambda: tmux.capture("/tmp/s", "%0", 5),
         lambda: tmux.kill_pane("/tmp/s", "%0"),
         lambda: tmux.rebalance("/tmp/s", "@0"),

@@ -186,7 +186,7 @@ def test_real_panes_report_then_dialog_then_exit(tfleet):
                     "choose a colour")
         got = w.wait(15)
         assert [e.kind for e in got.events] == ["dialog"], got.text()
-        assert got.events[0].detail  # the marker keystrokes.open_dialog found
+        assert got.events[0].detail  # the marker screens.open_dialog found
         tfleet.fcli("member", "send-input", "--member-id", mid, "--choice", "2")
         got = w.wait(15)
         assert [e.kind for e in got.events] == ["task"] and got.events[0].detail.startswith("chose:")

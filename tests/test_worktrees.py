@@ -367,17 +367,17 @@ def test_worktree_rows_outlive_the_member_but_not_a_rolled_back_one(db_path):
 
 
 def test_session_start_gives_a_member_its_worktree_back(fleet, repo):
-    from cafleet import hooks
+    from cafleet import sessionhooks
 
     mid = create(fleet, repo).stdout.splitlines()[0]
     path = repo.parent / "shop.cafleet-worktrees" / "cafleet-alice"
     environ = {"TMUX": f"{fleet.socket},0,0", "TMUX_PANE": fleet.pane_of(mid), "CAFLEET_DB": str(fleet.db),
                "CAFLEET_AGENT_ID": mid}
-    text = hooks.session_start({"source": "clear", "session_id": "s"}, environ)["hookSpecificOutput"]["additionalContext"]
+    text = sessionhooks.session_start({"source": "clear", "session_id": "s"}, environ)["hookSpecificOutput"]["additionalContext"]
     assert f"You work in your own git worktree {path} on branch cafleet/alice (made from main)" in text
     plain = fleet.add_member("Plain")
     environ["TMUX_PANE"] = fleet.pane_of(plain)
-    text = hooks.session_start({"source": "clear", "session_id": "s"}, environ)["hookSpecificOutput"]["additionalContext"]
+    text = sessionhooks.session_start({"source": "clear", "session_id": "s"}, environ)["hookSpecificOutput"]["additionalContext"]
     assert "worktree" not in text and '"Plain"' in text
 
 

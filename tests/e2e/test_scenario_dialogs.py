@@ -4,7 +4,7 @@
 pending command. `cafleet.members.push_preview` now looks at the visible screen first.)
 
 ``message send`` pushes ``[cafleet] task … — poll to read it:`` + body and then presses
-Enter (``cafleet.members.push_preview`` → ``tmux.type_line``). In Claude Code 2.1.330 and 2.1.332 a
+Enter (``cafleet.delivery.push_preview`` → ``gate.type_line``). In Claude Code 2.1.330 and 2.1.332 a
 permission dialog ignores the typed characters but takes the Enter as "1. Yes" (the focused
 option), and an AskUserQuestion frame takes it as option 1; the preview text itself is lost
 (only the Stop hook's reminder later tells the agent to poll). So any member's message to its

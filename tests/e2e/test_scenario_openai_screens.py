@@ -73,7 +73,7 @@ def save(name: str, screen: str) -> None:
 
 
 def test_gate_and_wake_on_real_codex_and_opencode_screens(fake_api, e2e_tmux, e2e_env, project_dir):
-    from cafleet import keystrokes, wake
+    from cafleet import screens, wake
 
     router = Router(make_member=Prober)
     fake_api.script = router
@@ -100,13 +100,13 @@ def test_gate_and_wake_on_real_codex_and_opencode_screens(fake_api, e2e_tmux, e2
         time.sleep(2.5)  # mid-command: the working screen
         working = screen(pane)
         save(f"{be}-{VERSIONS[be]}-working.txt", working)
-        assert keystrokes.open_dialog(working) is None, (be, working)
+        assert screens.open_dialog(working) is None, (be, working)
         brain.wait_note("slow-done", timeout=30)
         wait_until(lambda: "idle now" in screen(pane), timeout=20, what=f"{be} idle", on_fail=diag)
         time.sleep(1.0)
         idle = screen(pane)
         save(f"{be}-{VERSIONS[be]}-idle-after-turn.txt", idle)
-        assert keystrokes.open_dialog(idle) is None, (be, idle)
+        assert screens.open_dialog(idle) is None, (be, idle)
 
     br = broker(e2e_env)
     watch = wake.Watch(br, F, D)
@@ -118,7 +118,7 @@ def test_gate_and_wake_on_real_codex_and_opencode_screens(fake_api, e2e_tmux, e2
         prompts = {}
         for be, (M, pane) in members.items():
             prompts[be] = wait_until(
-                lambda: (lambda s: s if keystrokes.open_dialog(s) else None)(screen(pane)),
+                lambda: (lambda s: s if screens.open_dialog(s) else None)(screen(pane)),
                 timeout=40, what=f"{be}'s approval prompt to be recognised", on_fail=diag)
             save(f"{be}-{VERSIONS[be]}-{'approval' if be == 'codex' else 'permission'}.txt", prompts[be])
         got = watch.wait(10)
@@ -131,7 +131,7 @@ def test_gate_and_wake_on_real_codex_and_opencode_screens(fake_api, e2e_tmux, e2
             out = send(M, "second task while the prompt is open")
             assert out[1].startswith("no pane notified") and "dialog" in out[1], (be, out)
             time.sleep(1.0)
-            assert keystrokes.open_dialog(screen(pane)), (be, screen(pane))
+            assert screens.open_dialog(screen(pane)), (be, screen(pane))
             assert "probe-answered" not in router.member(M).notes, be  # nobody answered it
         assert not Path("/etc/cafleet-approval-probe").exists()
     finally:
