@@ -147,12 +147,9 @@ def open_agent(environ):
     os.environ.setdefault("CAFLEET_BUSY_TIMEOUT_MS", HOOK_BUSY_TIMEOUT_MS)
     br = _broker.Broker.open(path, create=False)
     try:
-        socket_path, pane_id = where
-        agent = br.find_agent_by_pane(socket_path, pane_id, placement_is_live)
+        agent = _placed_in(br, where)
         if agent is None:
-            real = os.path.realpath(socket_path)
-            if real != socket_path:
-                agent = br.find_agent_by_pane(real, pane_id, placement_is_live)
+            agent = _await_placement(br, environ, where)
     except BaseException:
         br.close()
         raise
@@ -160,6 +157,54 @@ def open_agent(environ):
         br.close()
         return None, None
     return br, agent
+
+
+def _placed_in(br, where: tuple[str, str]) -> dict | None:
+    """The live agent placed in pane `where` (socket path as given, then resolved), or None."""
+    socket_path, pane_id = where
+    agent = br.find_agent_by_pane(socket_path, pane_id, placement_is_live)
+    if agent is None:
+        real = os.path.realpath(socket_path)
+        if real != socket_path:
+            agent = br.find_agent_by_pane(real, pane_id, placement_is_live)
+    return agent
+
+
+PLACEMENT_WAIT_S = 3.0
+"""How long a new member's hook waits for `member create` to record its pane, in seconds.
+tmux starts the agent as it makes the pane, and `member create` learns the pane id (and
+writes it into the member's placement) only when `split-window` returns: a SessionStart hook
+that fires at once (a fast Claude Code start, or any start on a loaded machine; seen in CI)
+can run in between and find no agent in its pane."""
+
+
+def _await_placement(br, environ, where: tuple[str, str]) -> dict | None:
+    """For a pane no placement names yet: when `$CAFLEET_FLEET_ID` / `$CAFLEET_AGENT_ID` (set in
+    a member's pane by `member create`, `backends.identity_env`) name a member whose placement
+    is still pending (registered, no pane id yet), wait up to `PLACEMENT_WAIT_S` for the pane id
+    and look the pane up again; the pane lookup decides, so a placement that names another
+    pane still gives None. Any other case returns None at once, with no wait: a session that
+    is not a member being created pays one indexed read at most."""
+    fleet_id, agent_id = environ.get("CAFLEET_FLEET_ID"), environ.get("CAFLEET_AGENT_ID")
+    if not fleet_id or not agent_id:
+        return None
+    import time
+
+    from cafleet.errors import CafleetError
+
+    deadline = time.monotonic() + PLACEMENT_WAIT_S
+    while True:
+        try:
+            placement = br.get_agent(fleet_id, agent_id).get("placement")
+        except CafleetError:
+            return None
+        if not placement:
+            return None
+        if placement.get("pane_id"):
+            return _placed_in(br, where)
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.05)
 
 
 def placement_is_live(placement: dict) -> bool:

@@ -937,3 +937,79 @@ def test_a_placement_whose_pane_process_is_gone_is_not_the_callers(tmp_path):
     assert run_hook("PreToolUse", bash("tmux kill-server"), hook_env(db, MEMBER_PANE)) == (0, None, "")
     code, out, _ = run_hook("Stop", stop, hook_env(db, "%7"))
     assert code == 0 and out["decision"] == "block" and live in out["reason"]
+
+
+# ------------------------------------------------------------- a member's hook before its pane is recorded
+
+
+def _pending_member(fleet) -> str:
+    """A member as `member create` registers it: placed on the server, its pane not yet known."""
+    with fleet.broker() as b:
+        pending = {"tmux_socket": SOCKET, "session_name": "main", "window_id": "@1"}
+        return b.register_agent(fleet.fleet_id, "early", "starts fast", role="member",
+                                parent_agent_id=fleet.director, coding_agent="claude",
+                                placement=pending)["agent_id"]
+
+
+def _start_hook(event, payload, env):
+    """The hook started in the background with `payload` on its stdin; `_finish` collects it."""
+    proc = subprocess.Popen([sys.executable, "-I", "-S", str(HOOK), event], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdin.write(json.dumps(payload).encode())
+    proc.stdin.close()
+    return proc
+
+
+def _finish(proc) -> tuple[int, bytes, bytes]:
+    proc.wait(timeout=10)
+    return proc.returncode, proc.stdout.read(), proc.stderr.read()
+
+
+def test_a_members_session_start_before_its_pane_is_recorded_waits_for_it(fleet):
+    """tmux starts the agent as it makes the pane; `member create` records the pane id only when
+    `split-window` returns. A SessionStart hook in that gap waits for the record (seen in CI:
+    the hook found no agent and the member started without its identity)."""
+    import time
+
+    early = _pending_member(fleet)
+    env = hook_env(fleet.db, "%91", CAFLEET_FLEET_ID=fleet.fleet_id, CAFLEET_AGENT_ID=early)
+    proc = _start_hook("SessionStart", session_start("startup"), env)
+    time.sleep(0.4)  # the hook is waiting now (it would have answered silence within ~50 ms)
+    assert proc.poll() is None
+    with fleet.broker() as b:
+        b.set_placement(fleet.fleet_id, early, {**Fleet._pl("%91"), "pane_pid": os.getpid()}, "claude")
+    rc, out, err = _finish(proc)
+    assert rc == 0 and err == b""
+    text = context(json.loads(out))
+    assert f"your agent id: {early}" in text and '"early"' in text
+
+
+def test_a_hook_whose_member_is_placed_elsewhere_or_never_placed_stays_silent(fleet, monkeypatch):
+    import time
+
+    from cafleet import hooks
+
+    early = _pending_member(fleet)
+    # recorded in another pane: the pane lookup decides, no identity for this one
+    proc = _start_hook("SessionStart", session_start("startup"),
+                       hook_env(fleet.db, "%91", CAFLEET_FLEET_ID=fleet.fleet_id, CAFLEET_AGENT_ID=early))
+    time.sleep(0.3)
+    with fleet.broker() as b:
+        b.set_placement(fleet.fleet_id, early, {**Fleet._pl("%92"), "pane_pid": os.getpid()}, "claude")
+    assert _finish(proc) == (0, b"", b"")
+    # never recorded (a create that died without rolling back): it gives up after PLACEMENT_WAIT_S
+    late = _pending_member(fleet)
+    monkeypatch.setattr(hooks, "PLACEMENT_WAIT_S", 0.3)
+    t0 = time.monotonic()
+    env = hook_env(fleet.db, "%93", CAFLEET_FLEET_ID=fleet.fleet_id, CAFLEET_AGENT_ID=late)
+    assert hooks.open_agent(env) == (None, None) and time.monotonic() - t0 >= 0.3
+    # no identity in the environment, or an agent with no placement at all: no wait
+    with fleet.broker() as b:
+        loose = b.register_agent(fleet.fleet_id, "loose", "no pane", role="member",
+                                 parent_agent_id=fleet.director)["agent_id"]
+    monkeypatch.setattr(hooks, "PLACEMENT_WAIT_S", 30)
+    t0 = time.monotonic()
+    assert hooks.open_agent(hook_env(fleet.db, "%93")) == (None, None)
+    assert hooks.open_agent(hook_env(fleet.db, "%93", CAFLEET_FLEET_ID=fleet.fleet_id,
+                                     CAFLEET_AGENT_ID=loose)) == (None, None)
+    assert time.monotonic() - t0 < 10
