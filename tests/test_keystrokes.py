@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cafleet import keystrokes as ks
+from cafleet import screens
 from cafleet.errors import UsageError
 
 TASK = "0b7c5a0e-7f3e-4d0a-9d8e-2f4c1a9b6e21"
@@ -292,7 +293,7 @@ def test_codex_start_screens_are_dialogs(name, marker):
     """Screens captured from the real codex 0.169.0 and 0.171.0 in a tmux pane (tests/screens/;
     0.171.0's trust screen is the same text): a preview's Enter there would sign in or trust
     the folder on the user's behalf."""
-    assert ks.open_dialog((SCREENS / name).read_text()) == marker
+    assert screens.open_dialog((SCREENS / name).read_text()) == marker
 
 
 def test_claude_code_permission_prompt_is_a_dialog():
@@ -300,7 +301,7 @@ def test_claude_code_permission_prompt_is_a_dialog():
     screen = ("Bash command\n\n  npm test\n  Run the tests\n\nDo you want to proceed?\n"
               "❯ 1. Yes\n  2. Yes, and don't ask again for: npm test:*\n  3. No, and tell Claude what to do"
               " differently (esc)\n\nEsc to cancel · Tab to amend\n")
-    assert ks.open_dialog(screen) == "Do you want to proceed?"
+    assert screens.open_dialog(screen) == "Do you want to proceed?"
 
 
 @pytest.mark.parametrize("screen", [
@@ -309,8 +310,8 @@ def test_claude_code_permission_prompt_is_a_dialog():
     # an agent's markdown: a quoted numbered list and a sentence about keys
     "> 1. Press Enter in the form\n> 2. or Esc to leave it\nDone.\n",
     # the footer far above the cursor (more than DIALOG_SCAN_ROWS rows): scrolled history
-    "enter continue · esc back\n" + "output\n" * ks.DIALOG_SCAN_ROWS + "› 1. Trust and continue\n",
+    "enter continue · esc back\n" + "output\n" * screens.DIALOG_SCAN_ROWS + "› 1. Trust and continue\n",
     "",
 ])
 def test_not_dialogs(screen):
-    assert ks.open_dialog(screen) is None
+    assert screens.open_dialog(screen) is None
