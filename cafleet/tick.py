@@ -71,13 +71,13 @@ def tick_once(broker: Broker, fleet_id: str, director_id: str | None = None,
     Director's own pane, at the agent (not a shell), with no dialog open (checked again right
     before the Enter) and no turn running, and only when two looks `probe_seconds` apart show
     the same screen. Held previews of the fleet are delivered and member exits swept first
-    (`members.list_members`). Returns `typed`, `busy`
+    (`memberstate.list_members`). Returns `typed`, `busy`
     (skipped: mid-turn or still changing) or `held: <reason>` (a dialog, a shell, …). Raises
     `NotFound` for a deleted fleet, `Conflict` when the pane is gone or not the Director's."""
-    from cafleet import gate, members
+    from cafleet import gate, memberstate
 
     try:  # delivers held previews and reports exits the pane-died hook missed, like `member list`
-        members.list_members(broker, fleet_id)
+        memberstate.list_members(broker, fleet_id)
     except CafleetError:
         pass
     director_id, director = director_pane(broker, fleet_id, director_id)

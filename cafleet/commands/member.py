@@ -105,9 +105,9 @@ def member_list(agent_id: str | None) -> None:
     UTC ISO strings, created_at and `worktree` (null without one). Delivers held previews that
     can go in now."""
     state = current_state()
-    from cafleet import members
+    from cafleet import memberstate
 
-    rows = members.list_members(state.fleet_broker("member list"), state.fleet_id, agent_id)
+    rows = memberstate.list_members(state.fleet_broker("member list"), state.fleet_id, agent_id)
     from cafleet import worktrees
 
     worktrees.annotate(state.broker(), state.fleet_id, rows)
@@ -167,9 +167,9 @@ def member_capture(member_id: str, lines: int, changed: bool) -> None:
     """The last N lines of the member's pane (wrapped lines joined). With --changed: only
     what changed since the last look, in a compact view (the cheap form for a supervision tick)."""
     state = current_state()
-    from cafleet import members
+    from cafleet import memberstate
 
-    r = members.capture(state.fleet_broker("member capture"), state.fleet_id, member_id, lines, changed=changed)
+    r = memberstate.capture(state.fleet_broker("member capture"), state.fleet_id, member_id, lines, changed=changed)
     if not changed:
         emit(r, r["content"])
     elif r["unchanged"]:
