@@ -75,8 +75,12 @@ class TmuxFleet:
         assert out.returncode == 0, out.stderr
         self.director_pane = out.stdout.strip()
         self.denv = {**self.env, "TMUX": f"{self.socket},0,0", "TMUX_PANE": self.director_pane}
-        lines = self.cafleet("fleet", "create", "--name", name).stdout.splitlines()
-        self.fid, self.director = lines[0], lines[1]
+        try:  # the fixture's teardown never runs for a failed setup: stop the server here
+            lines = self.cafleet("fleet", "create", "--name", name).stdout.splitlines()
+            self.fid, self.director = lines[0], lines[1]
+        except BaseException:
+            self.close()
+            raise
 
     def cafleet(self, *args, env=None, code=0, timeout=60):
         """Run the CLI as the Director; check the exit code unless `code` is None."""
