@@ -50,6 +50,7 @@ class ChainBrain:
         self.notes: dict[str, Any] = {}
         self.cond = threading.Condition()
         self._pending: str | None = None
+        self._answered: tuple[str, Any] | None = None  # (tool call id of the result, reply)
 
     def note(self, key: str, value: Any = True) -> None:
         with self.cond:
@@ -77,10 +78,19 @@ class ChainBrain:
 
     def __call__(self, req: Request):
         results = req.latest_tool_results()
+        if results and self._answered is not None and results[0].tool_use_id \
+                and results[0].tool_use_id == self._answered[0]:
+            # The client sent the same request again (codex retries a turn whose response
+            # stream broke, e.g. under load): answer it as before. Feeding the old tool output
+            # to the chain again would take it for the output of the call it then made, and
+            # the chain would skip that call (seen in CI: a `message send` never ran).
+            return self._answered[1]
         if results and self.chain is not None:
             out = output_of(results[0].text)
             self.calls.append((self._pending or "", out))
-            return self._step(lambda: self.chain.send(out))
+            reply = self._step(lambda: self.chain.send(out))
+            self._answered = (results[0].tool_use_id, reply)
+            return reply
         got = self.on_turn(req)
         if isinstance(got, Generator):
             self.chain = got

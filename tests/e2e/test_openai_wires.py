@@ -11,7 +11,8 @@ import urllib.request
 import pytest
 
 from claude_env import find_tool
-from fakeapi import FakeAPI, Reply, ToolUse
+from fakeapi import FakeAPI, Reply, ToolResult, ToolUse
+from openai_brains import ChainBrain
 from openai_clients import CLIENT_ENV, write_codex_config, write_opencode_config
 
 pytestmark = pytest.mark.e2e
@@ -122,3 +123,39 @@ def test_real_opencode_turn_runs_a_shell_call(tmp_path):
     assert "REPORT oc-ran" in p.stdout, (p.stdout[-1000:], p.stderr[-1000:])
     assert reqs[0].path == "/v1/chat/completions" and "bash" in reqs[0].tool_names
     assert "oc-ran" in reqs[1].latest_tool_results()[0].text
+
+
+class _Turn:
+    """A request as a brain reads it: the latest tool result (call id, output), or none."""
+
+    def __init__(self, call_id: str | None = None, output: str = ""):
+        self.results = [ToolResult(call_id, False, output, {})] if call_id else []
+
+    def latest_tool_results(self):
+        return self.results
+
+
+def test_a_brain_answers_a_retried_request_as_before():
+    """codex re-sends a turn whose response stream broke; the scripted brain must not take the
+    old tool output for the output of the call it answered with (CI: a Director's `message
+    send` was skipped that way and the scenario waited for a report that never came)."""
+
+    class TwoCalls(ChainBrain):
+        def on_turn(self, req):
+            return self.run()
+
+        def run(self):
+            first = yield self.sh("echo one")
+            second = yield self.sh("echo two")
+            self.note("outputs", (first, second))
+            return "done"
+
+    brain = TwoCalls("responses")
+    call_one = brain(_Turn())
+    assert call_one.tool_uses[0].input == {"cmd": "echo one"}
+    call_two = brain(_Turn(call_one.tool_uses[0].id, "one"))
+    assert call_two.tool_uses[0].input == {"cmd": "echo two"}
+    assert brain(_Turn(call_one.tool_uses[0].id, "one")) is call_two  # the retry: same answer
+    assert brain(_Turn(call_two.tool_uses[0].id, "two")) == "done"
+    assert brain.notes["outputs"] == ("one", "two")
+    assert brain.calls == [("echo one", "one"), ("echo two", "two")]

@@ -122,7 +122,14 @@ def test_codex_director_wakes_on_reports_through_wait_for_news(fake_api, e2e_tmu
     dpane = e2e_tmux.new_window(argv, cwd=project_dir)
     diag = lambda: diagnostics(e2e_tmux, fake_api) + f"\nDirector calls: {director.calls[-8:]}"  # noqa: E731
 
-    fleet_out = director.wait_note("fleet", timeout=60)
+    def note(key: str, timeout: float):
+        """The Director brain's note `key`; on a timeout, the panes and the last requests too."""
+        try:
+            return director.wait_note(key, timeout=timeout)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{diag()}") from None
+
+    fleet_out = note("fleet", timeout=60)
     F, D = director.fleet_id, director.director_id
     assert re.fullmatch(UUID_RE, F) and re.fullmatch(UUID_RE, D), fleet_out
     br = broker(e2e_env)
@@ -132,14 +139,14 @@ def test_codex_director_wakes_on_reports_through_wait_for_news(fake_api, e2e_tmu
         assert br.get_agent(F, D)["coding_agent"] == "codex"
     finally:
         br.close()
-    member_out = director.wait_note("member", timeout=60)
+    member_out = note("member", timeout=60)
     M = director.member_id
     assert re.fullmatch(UUID_RE, M), member_out
     worker = router.member(M, timeout=60)
     assert worker.wire == "anthropic"
-    director.wait_note("acked:ready", timeout=90)
-    director.wait_note("dispatched", timeout=30)
-    director.wait_note("acked:done: write the summary", timeout=90)
+    note("acked:ready", timeout=90)
+    note("dispatched", timeout=30)
+    note("acked:done: write the summary", timeout=90)
     wait_until(lambda: "all reports acked" in e2e_tmux.capture(dpane), timeout=30,
                what="the Director's closing text", on_fail=diag)
 
