@@ -210,22 +210,33 @@ def _int_or(value: str, default: int | None) -> int | None:
         return default
 
 
+def _display(socket_path: str, pane_id: str, fields: tuple[str, ...], fmt: str,
+             *more: str) -> tuple[dict[str, str], list[str]] | None:
+    """Run ``display-message -p -t %N FMT`` (plus `more`, further tmux commands after a ``;``
+    in the same client) and split its first line, tab-separated, into `fields`. Returns
+    (field -> value, the output lines after the first), or None when the pane or its server
+    is gone: a missing pane prints every field empty, no error (see module docstring)."""
+    _check_pane_id(pane_id)
+    try:
+        out = _run(socket_path, "display-message", "-p", "-t", pane_id, fmt, *more)
+    except TargetGone:
+        return None
+    values = out[0].split("\t", len(fields) - 1) if out else []
+    if len(values) != len(fields) or values[0] != pane_id:
+        return None
+    return dict(zip(fields, values)), out[1:]
+
+
 def pane_info(socket_path: str, pane_id: str) -> PaneInfo | None:
     """Current state of a pane, or None when the pane or its server is gone.
 
     Uses ``display-message -p -t %N FORMAT`` (tmux(1) display-message: ``-p`` prints to
     stdout, ``-t`` target pane). Raises `TmuxError` when tmux is missing or fails otherwise.
     """
-    _check_pane_id(pane_id)
-    try:
-        out = _run(socket_path, "display-message", "-p", "-t", pane_id, _INFO_FORMAT)
-    except TargetGone:
+    found = _display(socket_path, pane_id, _INFO_FIELDS, _INFO_FORMAT)
+    if found is None:
         return None
-    fields = out[0].split("\t", len(_INFO_FIELDS) - 1) if out else []
-    # A missing pane prints every field empty (no error); see module docstring.
-    if len(fields) != len(_INFO_FIELDS) or fields[0] != pane_id:
-        return None
-    values = dict(zip(_INFO_FIELDS, fields))
+    values, _ = found
     return PaneInfo(
         pane_id=values["pane_id"],
         window_id=values["window_id"],
@@ -579,17 +590,11 @@ def pane_view(socket_path: str, pane_id: str) -> PaneView | None:
     One tmux client runs ``display-message -p -t %N FORMAT ; capture-pane -p -t %N`` (two
     commands joined by tmux's ``;`` separator). Raises `TmuxError` if tmux is missing or fails.
     """
-    _check_pane_id(pane_id)
-    try:
-        out = _run(socket_path, "display-message", "-p", "-t", pane_id, _VIEW_FORMAT, SEP,
-                   "capture-pane", "-p", "-t", pane_id)
-    except TargetGone:
+    found = _display(socket_path, pane_id, _VIEW_FIELDS, _VIEW_FORMAT, SEP, "capture-pane", "-p", "-t", pane_id)
+    if found is None:
         return None
-    fields = out[0].split("\t", len(_VIEW_FIELDS) - 1) if out else []
-    if len(fields) != len(_VIEW_FIELDS) or fields[0] != pane_id:
-        return None
-    v = dict(zip(_VIEW_FIELDS, fields))
-    rows = [row.rstrip() for row in out[1:]]
+    v, rest = found
+    rows = [row.rstrip() for row in rest]
     while rows and not rows[-1]:
         rows.pop()
     return PaneView(pane_id=pane_id, dead=v["pane_dead"] == "1",
