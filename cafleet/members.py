@@ -494,13 +494,13 @@ def _tail(socket: str, pane_id: str, lines: int = 15) -> str:
     dead …` notice (a pane kept by remain-on-exit pads the screen with blank rows below the
     output, and the notice can push the output into history); "" when nothing is left."""
     from cafleet import tmux
+    from cafleet.delivery import last_lines
 
     try:
         text = tmux.capture(socket, pane_id, 500)
     except CafleetError as e:
         return f"(could not capture the pane: {e.message})"
-    rows = [r for r in text.splitlines() if r.strip() and not r.startswith("Pane is dead")]
-    return "\n".join(rows[-lines:])
+    return last_lines(text, lines)
 
 
 def clear_panes_for_fleet_delete(broker: Broker, fleet_id: str, *, force: bool) -> list[str]:

@@ -67,9 +67,10 @@ class SupervisionRecords:
                 return None
             if row[0] == screen_hash:
                 return row[1]
+            ts = now()
             c.execute("UPDATE placements SET screen_hash = ?, screen_changed_at = ? WHERE agent_id = ?",
-                      (screen_hash, now(), agent_id))
-            return None if row[0] is None else now()
+                      (screen_hash, ts, agent_id))
+            return None if row[0] is None else ts
 
     def expect_exit(self, agent_id: str, expected: bool = True) -> None:
         """Before a graceful `member delete`: the coming exit is asked for, so no exit notice

@@ -29,7 +29,6 @@ costs ~80 ms), so importing this module is cheap.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -76,7 +75,6 @@ __all__ = [
     "pane_current_command",
     "pane_info",
     "pane_pid",
-    "pane_snapshot_hash",
     "rebalance",
     "server_alive",
     "socket_path_from_env",
@@ -477,17 +475,6 @@ def screen(socket_path: str, pane_id: str) -> str:
     while rows and not rows[-1]:
         rows.pop()
     return "\n".join(rows)
-
-
-def pane_snapshot_hash(socket_path: str, pane_id: str, lines: int = 200) -> str | None:
-    """SHA-256 hex digest of `capture` (last `lines` lines), or None if the pane is gone.
-
-    Compare two snapshots taken a moment apart to tell whether the screen is still changing.
-    """
-    try:
-        return hashlib.sha256(capture(socket_path, pane_id, lines).encode()).hexdigest()
-    except TargetGone:
-        return None
 
 
 def set_remain_on_exit(socket_path: str, pane_id: str, on: bool) -> bool:

@@ -104,6 +104,14 @@ def test_member_delete_timeout_must_be_finite(team, value):
     assert "--timeout" in p.stderr and "seconds" in p.stderr
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "86401"])
+def test_member_exec_wait_must_be_finite(team, value):
+    """`--wait nan` would wait forever (`elapsed >= nan` is never true)."""
+    p = cafleet(team["env"], "--fleet-id", team["fid"], "member", "exec", "--member-id", team["m"],
+                "--wait", value, "true", code=2, timeout=10)
+    assert "--wait" in p.stderr and "seconds" in p.stderr
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "0.5"])
 def test_fleet_tick_every_must_be_finite(team, value):
     p = cafleet(team["env"], "--fleet-id", team["fid"], "fleet", "tick", "--every", value, code=2, timeout=10)

@@ -231,21 +231,6 @@ def test_capture_bad_lines_and_gone_pane(director):
         tmux.capture(director.socket_path, "%999", 5)
 
 
-def test_snapshot_hash_is_stable_for_a_still_screen(recorder):
-    pane, _ = recorder  # raw mode, no echo: its screen never changes
-    h1 = tmux.pane_snapshot_hash(pane.socket_path, pane.pane_id)
-    h2 = tmux.pane_snapshot_hash(pane.socket_path, pane.pane_id)
-    assert h1 == h2 and len(h1) == 64
-    assert tmux.pane_snapshot_hash(pane.socket_path, "%999") is None
-
-
-def test_snapshot_hash_changes_when_output_changes(director, tmp_path):
-    code = "import time\nfor i in range(100):\n print(i, flush=True); time.sleep(0.05)\n"
-    pane = tmux.split_window(director, [sys.executable, "-c", code], {}, None)
-    first = tmux.pane_snapshot_hash(pane.socket_path, pane.pane_id)
-    wait_for(lambda: tmux.pane_snapshot_hash(pane.socket_path, pane.pane_id) != first)
-
-
 # ------------------------------------------------------------------- alive, kill, pid
 
 

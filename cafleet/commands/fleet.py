@@ -68,7 +68,6 @@ def fleet_list() -> None:
 @click.argument("fleet_id", type=UUID)
 def fleet_show(fleet_id: str) -> None:
     """One fleet with its agents."""
-    fleet_id
     broker = current_state().broker()
     f = broker.get_fleet(fleet_id)
     agents = broker.list_agents(fleet_id)
@@ -86,7 +85,6 @@ def fleet_delete(fleet_id: str, force: bool) -> None:
 
     Members' worktrees: clean ones are removed, dirty ones kept and listed (run it again
     once they are committed); then every member branch not merged into its base is listed."""
-    fleet_id
     broker = current_state().broker()
     fleet_row = broker.get_fleet(fleet_id, include_deleted=True)
     killed: list[str] = []

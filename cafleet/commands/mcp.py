@@ -31,14 +31,15 @@ def mcp_config(agent_id: str | None, flags: bool) -> None:
     """Print the `~/.codex/config.toml` block (or `codex -c` flags) that registers
     `cafleet mcp` with its tool timeout. codex only: an opencode pane must load no MCP server."""
     state = current_state()
-    from cafleet import store as _b
     from cafleet import mcp_server
+    from cafleet import store as _b
+    from cafleet.hooks import coding_agent
 
     if agent_id and not state.fleet_id:
         state.fleet("mcp config")
     if state.fleet_id:
         a = state.broker().get_agent(state.fleet_id, agent_id) if agent_id else None
-        if a and (a.get("coding_agent") or (a.get("placement") or {}).get("coding_agent")) == "opencode":
+        if a and coding_agent(a) == "opencode":
             raise UsageError("the MCP wake-up server is for codex Directors only: the config an "
                              "opencode pane loads must have no MCP servers (their tools bypass "
                              "its deny-list floor); use `fleet tick` for an opencode Director")

@@ -201,7 +201,7 @@ def member_send_input(member_id: str, choice: int | None, freetext: str | None) 
 
 @member.command("exec", context_settings={"ignore_unknown_options": True})
 @click.option("--member-id", type=UUID, required=True)
-@click.option("--wait", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+@click.option("--wait", type=Seconds(0, 86400), default=None, metavar="SECONDS",
               help="How long to wait for the command to finish (default 90; 0: do not wait).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def member_exec(member_id: str, wait: float | None, command: tuple[str, ...]) -> None:
