@@ -16,12 +16,12 @@ an immediate, instructive deny (docs/ARCHITECTURE.md "What the hook is").
 
 Anything else: no output. A deny is the PreToolUse output of `cafleet.hooks`' contract.
 Standard library and stdlib-only cafleet modules only: what a command line does comes from
-`cafleet.bashcheck` (no `re`); `readonly` and `permissions` are imported only for a member.
+`cafleet.bashcheck` (no `re`), imported only for a command the cheap pre-check cannot clear;
+`readonly` and `permissions` are imported only for a member.
 """
 
 from __future__ import annotations
 
-from cafleet.bashcheck import FORMAT_SHELL, analyze, split_commands  # stdlib-only, no re
 from cafleet.hooks import coding_agent, open_agent, pane_of, poll_command
 
 
@@ -41,14 +41,7 @@ def mentions_tmux_or_cafleet(text) -> bool:
     """
     if isinstance(text, bytes):
         command = _json_command(text)
-        if command is None:
-            return True
-        if b"\\\\" in command or b"\\u" in command:
-            return True
-        plain = command.replace(b'\\"', b"").replace(b"'", b"")
-        if b"tmux" in plain or b"cafleet" in plain:
-            return True
-        return any(c in plain for c in (b"*", b"?", b"[")) or (b"{" in plain and (b"," in plain or b".." in plain))
+        return command is None or _escaped_mentions(command)
     if "\\" in text:
         return True
     plain = text.replace("'", "").replace('"', "")
@@ -57,16 +50,30 @@ def mentions_tmux_or_cafleet(text) -> bool:
     return any(c in plain for c in "*?[") or ("{" in plain and ("," in plain or ".." in plain))
 
 
+def _escaped_mentions(command: bytes) -> bool:
+    """`mentions_tmux_or_cafleet` for a command still JSON-escaped (`_json_command`'s value)."""
+    if b"\\\\" in command or b"\\u" in command:
+        return True
+    plain = command.replace(b'\\"', b"").replace(b"'", b"")
+    if b"tmux" in plain or b"cafleet" in plain:
+        return True
+    return any(c in plain for c in (b"*", b"?", b"[")) or (b"{" in plain and (b"," in plain or b".." in plain))
+
+
 def nothing_to_deny(raw: bytes) -> bool:
     """True when the raw PreToolUse input's command surely holds nothing the hook denies for a
     Director: no tmux or cafleet at all (`mentions_tmux_or_cafleet`), or, once lexed, no
     finding (`bashcheck.analyze`). Decodes the JSON string itself, so the common case never
-    imports `json` (which imports `re`). False whenever in doubt."""
+    imports `json` (which imports `re`) nor the lexer. False whenever in doubt."""
     command = _json_command(raw)
-    if command is not None and not mentions_tmux_or_cafleet(command):
+    if command is not None and not _escaped_mentions(command):
         return True
     text = _json_unescape(command) if command is not None else None
-    return text is not None and not analyze(text)
+    if text is None:
+        return False
+    from cafleet.bashcheck import analyze  # the lexer, only for a command that may need it
+
+    return not analyze(text)
 
 
 _JSON_ESCAPES = {"\"": "\"", "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
@@ -117,8 +124,6 @@ def _json_command(raw: bytes) -> bytes | None:
     none or it is not a plain string (then the caller parses the JSON properly)."""
     k = raw.find(b'"command":')
     if k < 0:
-        k = raw.find(b'"command": ')
-    if k < 0:
         return None
     k = raw.find(b'"', k + 10)
     if k < 0:
@@ -149,6 +154,8 @@ _TMUX_SPAWN = {"split-window", "new-window", "new-session", "break-pane", "join-
 
 def tmux_reason(subcommands: list[str], agent: dict) -> str:
     """Deny reason for raw tmux: the cafleet primitive(s) that do the job, with literal ids."""
+    from cafleet.bashcheck import FORMAT_SHELL
+
     fleet_id, agent_id = agent["fleet_id"], agent["agent_id"]
     base = f"cafleet --fleet-id {fleet_id}"
     m = "<member-agent-id>"
@@ -258,6 +265,7 @@ def member_guard(command: str, environ) -> dict | None:
     own = permissions.member_rules(fleet_id, me, director)["allow"]
     if any(permissions.matches(rule, command.strip()) for rule in own):
         return None  # one of its own cafleet commands, exactly as its rules allow
+    from cafleet.bashcheck import split_commands
     from cafleet.readonly import is_read_only
 
     simple = split_commands(command)
@@ -301,6 +309,8 @@ def _specific_denial(command: str, environ) -> dict | None:
         return None  # the common case: nothing to look at, no DB touched
     if pane_of(environ) is None:
         return None
+    from cafleet.bashcheck import analyze
+
     found = analyze(command)
     if not found:
         return None

@@ -808,6 +808,22 @@ def test_nothing_to_deny_never_imports_json_or_re(fleet, denv, command):
     assert proc.stdout.split() == ["0", "False", "False"], (proc.stdout, proc.stderr)
 
 
+@pytest.mark.parametrize("command,lexed", [("ls -la /tmp", False), ("git commit -m 'fix: the parser'", False),
+                                            ("ls *.py", True), ("tmux display-message -p '#{pane_id}'", True)])
+def test_the_cheap_pre_check_spares_the_lexer(fleet, denv, command, lexed):
+    """A Director's Bash call that names neither tmux nor cafleet (no glob, no backslash) ends
+    at the cheap pre-check: the shell lexer is never imported, let alone run."""
+    code = (
+        "import sys, io; sys.path.insert(0, sys.argv[1]);"
+        "sys.stdin = io.TextIOWrapper(io.BytesIO(sys.argv[2].encode()));"
+        "from cafleet import hooks; rc = hooks.main(['PreToolUse']);"
+        "print(rc, 'cafleet.shellwords' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(ROOT), json.dumps(bash(command))],
+                          env=denv, capture_output=True, text=True)
+    assert proc.stdout.split() == ["0", str(lexed)], (proc.stdout, proc.stderr)
+
+
 def test_unicode_names_survive_any_locale(fleet):
     with fleet.broker() as b:
         m = b.register_agent(fleet.fleet_id, "レビュー係 ✓", "проверяет код", role="member",
