@@ -12,6 +12,7 @@ Standard library only: the hook imports it on every Bash call that could involve
 
 from __future__ import annotations
 
+from cafleet.cliargs import GROUPS, VALUE_FLAGS
 from cafleet.shellcommands import command_index, split_commands
 from cafleet.shellcommands import command_name as _base
 from cafleet.shellwords import Word
@@ -143,14 +144,9 @@ def runs_shell_in_format(text: str) -> bool:
 # ================================================================ cafleet commands
 
 ID_FLAGS = ("--fleet-id", "--agent-id", "--member-id", "--task-id", "--to")
-_VALUE_FLAGS = set(ID_FLAGS) | {
-    "--text", "--name", "--description", "--coding-agent", "--model", "--prompt-file", "--lines",
-    "--choice", "--freetext", "--timeout", "--limit", "--write", "--role", "--every", "--text-file",
-}
-
-
-CAFLEET_GROUPS = frozenset({"db", "fleet", "agent", "member", "message"})
-"""cafleet's command groups (the rest — `doctor`, `permissions`, `demo` — take no subcommand)."""
+# the CLI's own table, plus `permissions --write`, whose optional value the hook takes to be
+# the next word
+_VALUE_FLAGS = VALUE_FLAGS | {"--write"}
 
 
 class CafleetCall:
@@ -183,7 +179,7 @@ def parse_cafleet(args: list[Word]) -> CafleetCall:
         t = w.text
         k += 1
         if not rest_positional and t == "--":
-            if call.group is None or (call.group in CAFLEET_GROUPS and call.sub is None):
+            if call.group is None or (call.group in GROUPS and call.sub is None):
                 call.dashdash = True  # the CLI refuses it; parse on as click would
             else:
                 rest_positional = True

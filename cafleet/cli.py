@@ -17,6 +17,7 @@ import sys
 import click
 
 from cafleet import __version__, render
+from cafleet.cliargs import VALUE_FLAGS
 from cafleet.commands import UUID, agent, db, demo, doctor, fleet, mcp, member, message, permissions
 from cafleet.errors import CafleetError, UsageError
 
@@ -73,8 +74,6 @@ def _json_requested(args: list[str]) -> bool:
 
 SINGLE_VALUED_FLAGS = ("--fleet-id", "--agent-id", "--member-id", "--to", "--text", "--text-file", "--choice",
                        "--freetext")
-VALUE_FLAGS = SINGLE_VALUED_FLAGS + ("--task-id", "--name", "--description", "--lines", "--limit", "--model",
-                                     "--prompt-file", "--coding-agent", "--timeout", "--every", "--role")
 
 
 def _repeated_flag(args: list[str]) -> str | None:

@@ -30,9 +30,12 @@ GLOBAL_VALUE_FLAGS = frozenset({"--fleet-id"})
 VALUE_FLAGS = frozenset({
     "--fleet-id", "--agent-id", "--member-id", "--to", "--text", "--text-file", "--choice", "--freetext",
     "--task-id", "--name", "--description", "--lines", "--limit", "--model", "--prompt-file", "--coding-agent",
-    "--timeout", "--every", "--role",
+    "--timeout", "--every", "--role", "--wait", "--branch", "--base", "--repo",
 })
-"""Flags that take a value (the next word, unless written `--flag=value`)."""
+"""Flags that take a value (the next word, unless written `--flag=value`): every value option
+of the commands in `cafleet.commands`, one table for the CLI's argv checks (`cafleet.cli`) and
+the hook's reading of a cafleet command line (`cafleet.bashcheck`). `permissions --write`
+takes an optional value and is not here."""
 
 
 def normalize(args: list[str]) -> tuple[list[str], bool]:

@@ -761,8 +761,8 @@ def test_hook_module_imports_only_the_stdlib_and_the_broker(fleet, denv):
                           env=denv, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == [
-        "cafleet", "cafleet.bashcheck", "cafleet.broker", "cafleet.dbfile", "cafleet.errors", "cafleet.hooks",
-        "cafleet.pretooluse", "cafleet.schema", "cafleet.shellcommands", "cafleet.shellwords", "cafleet.store",
+        "cafleet", "cafleet.bashcheck", "cafleet.broker", "cafleet.cliargs", "cafleet.dbfile", "cafleet.errors",
+        "cafleet.hooks", "cafleet.pretooluse", "cafleet.schema", "cafleet.shellcommands", "cafleet.shellwords", "cafleet.store",
         "cafleet.supervision"]
 
 
