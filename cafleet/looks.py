@@ -151,8 +151,3 @@ def forget(db_path: str, agent_id: str) -> None:
         os.unlink(_file(db_path, agent_id))
     except OSError:
         pass
-
-
-def iso(epoch: float) -> str:
-    """`epoch` seconds as the broker writes times: `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + ".%03dZ" % int((epoch % 1) * 1000)

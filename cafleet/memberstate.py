@@ -21,6 +21,7 @@ import time
 from cafleet.broker import Broker
 from cafleet.errors import CafleetError, Conflict
 from cafleet.members import _member, _pane, pane_state, pane_status
+from cafleet.store import now
 
 
 def list_members(broker: Broker, fleet_id: str, director_id: str | None = None) -> list[dict]:
@@ -87,10 +88,9 @@ def _look(broker: Broker, m: dict) -> dict:
 
 
 def _seconds_since(ts: str) -> float:
-    import calendar
+    from cafleet.render import epoch_of
 
-    t = calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) + float("0" + ts[19:23])
-    return time.time() - t
+    return time.time() - epoch_of(ts)
 
 
 CHANGED_EXTRA_ROWS = 200
@@ -139,6 +139,6 @@ def capture(broker: Broker, fleet_id: str, member_id: str, lines: int = 30, *, c
     shown = looks.changes(previous["lines"] if previous else None, view)
     looks.record_look(broker.path, member_id, view)
     return {**out, "content": "\n".join(shown or []), "unchanged": shown is None,
-            "previous_look_at": looks.iso(previous["at"]) if previous else None,
+            "previous_look_at": now(previous["at"]) if previous else None,
             "previous_look_age_s": int(time.time() - previous["at"]) if previous else None,
             "view_lines": len(view)}

@@ -146,17 +146,25 @@ def age(seconds: float | None) -> str:
     return f"{s // 86400}d"
 
 
+def epoch_of(timestamp: str) -> float:
+    """Epoch seconds of a broker time (`YYYY-MM-DDTHH:MM:SS.mmmZ`, UTC; `cafleet.store.now`).
+    Raises `ValueError` for a malformed time."""
+    import calendar
+    import time
+
+    whole, _, frac = timestamp.rstrip("Z").partition(".")
+    return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float("0." + (frac or "0"))
+
+
 def age_of(timestamp: str | None, now: float | None = None) -> str:
     """`age` of a broker time (`YYYY-MM-DDTHH:MM:SS.mmmZ`, UTC) at `now` (epoch seconds,
     default the current time); `-` for None or a malformed time."""
-    import calendar
     import time
 
     if not timestamp:
         return "-"
     try:
-        whole, _, frac = timestamp.rstrip("Z").partition(".")
-        t = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float("0." + (frac or "0"))
+        t = epoch_of(timestamp)
     except ValueError:
         return "-"
     return age((time.time() if now is None else now) - t)

@@ -31,9 +31,9 @@ DEFAULT_BUSY_TIMEOUT_MS = 5000
 # ---------------------------------------------------------------- times, paths
 
 
-def now() -> str:
-    """The current UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ`."""
-    t = time.time()
+def now(at: float | None = None) -> str:
+    """The current UTC time (or `at`, epoch seconds) as `YYYY-MM-DDTHH:MM:SS.mmmZ`."""
+    t = time.time() if at is None else at
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int((t % 1) * 1000)
 
 
