@@ -25,8 +25,6 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-BUSY_MARKERS = ("esc to interrupt",)
-"""Lower-cased text a busy agent shows (Claude Code 2.1.332 footer; codex 0.171.0 `Working`)."""
 QUEUED_MARKERS = ("queued follow-up",)
 """Lower-cased text of input an agent has not started yet (codex 0.171.0)."""
 SETTLE = 0.8
@@ -40,9 +38,12 @@ Bash tool, which the Director runs it in."""
 
 
 def busy(screen: str) -> bool:
-    """True if the screen shows an agent that is running something (see `BUSY_MARKERS`)."""
-    low = screen.lower()
-    return any(m in low for m in BUSY_MARKERS)
+    """True if the screen shows an agent that is running something: the member state
+    `working` (`cafleet.screens.working`: the footer's interrupt hint of Claude Code 2.1.332,
+    codex 0.171.0 and opencode 1.18.33, or Claude Code's spinner row)."""
+    from cafleet.screens import working
+
+    return working(screen)
 
 
 def queued(screen: str) -> bool:
