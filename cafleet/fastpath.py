@@ -31,8 +31,6 @@ _ID_FLAGS = ("--agent-id", "--to", "--task-id")
 
 def _parse(argv: list[str]) -> tuple[str, str, bool, dict[str, list[str]]] | None:
     """`(command, fleet_id, as_json, {flag: [values]})`, or None if not a canonical form."""
-    from cafleet.broker import MAX_POLL_LIMIT, is_uuid4
-
     fleet_id, as_json, i = None, False, 0
     while i < len(argv) and argv[i].startswith("--"):
         flag, eq, value = argv[i].partition("=")
@@ -48,6 +46,8 @@ def _parse(argv: list[str]) -> tuple[str, str, bool, dict[str, list[str]]] | Non
             return None
     if argv[i:i + 1] != ["message"] or i + 1 >= len(argv) or argv[i + 1] not in _COMMANDS:
         return None
+    from cafleet.broker import MAX_POLL_LIMIT, is_uuid4  # sqlite3: only for a `message` command
+
     command = argv[i + 1]
     required, optional = _COMMANDS[command]
     opts: dict[str, list[str]] = {}
