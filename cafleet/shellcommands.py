@@ -18,10 +18,7 @@ Standard library only, and no `re`: the PreToolUse hook imports it on every Bash
 
 from __future__ import annotations
 
-from cafleet.shellwords import MAX_DEPTH, Command, Word, decode_escapes, glob_match, lex
-
-_NAME_START = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
-_NAME_CHARS = _NAME_START | set("0123456789")
+from cafleet.shellwords import _NAME_CHARS, _NAME_START, MAX_DEPTH, Command, Word, decode_escapes, glob_match, lex
 
 
 def split_commands(command: str, depth: int = 0) -> list[Command]:
