@@ -76,11 +76,11 @@ def deliver_held(broker, fleet_id: str, recipient_id: str | None = None) -> list
     blocked: set[str] = set()
     for t in tasks:
         rid = t["recipient_agent_id"]
-        if rid in blocked or t.get("recipient") is None:
+        if rid in blocked:
             continue
         if not broker.claim_held(t["task_id"]):
             continue  # another call took it, or it was acked meanwhile
-        try:  # the placement may have changed (a draft recorded) since the rows were read
+        try:  # read now: the placement may have changed (a draft recorded) since the claim's read
             t["recipient"] = broker.get_agent(fleet_id, rid)
         except CafleetError:
             continue  # deregistered meanwhile

@@ -104,23 +104,15 @@ class SupervisionRecords:
         ).fetchone() is not None
 
     def held_tasks(self, fleet_id: str, recipient_id: str | None = None) -> list[dict]:
-        """Tasks with a held preview, oldest first, each with `held_reason`, `held_at` and
-        `recipient` (the agent row). An acked or canceled task is never held (both clear it)."""
+        """Tasks with a held preview, oldest first, each with `held_reason` and `held_at`. An
+        acked or canceled task is never held (both clear it)."""
         sql = self._TASK_SELECT.replace(" FROM tasks t", ", t.held_at FROM tasks t") + \
             " WHERE t.fleet_id = ? AND t.held_reason IS NOT NULL"
         params: tuple = (fleet_id,)
         if recipient_id is not None:
             sql += " AND t.recipient_agent_id = ?"
             params += (recipient_id,)
-        tasks = self._rows(sql + " ORDER BY t.seq", params)
-        agents = {}
-        for t in tasks:
-            rid = t["recipient_agent_id"]
-            if rid not in agents:
-                rows = self._agents("a.agent_id = ?", (rid,))
-                agents[rid] = rows[0] if rows else None
-            t["recipient"] = agents[rid]
-        return tasks
+        return self._rows(sql + " ORDER BY t.seq", params)
 
     def claim_held(self, task_id: str) -> bool:
         """Take a held preview for delivery: clears the hold if it is still held and un-acked.
