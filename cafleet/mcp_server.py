@@ -242,13 +242,15 @@ def codex_config(command: list[str], db_path: str, fleet_id: str | None = None,
     args += ["mcp"]
     if director_id:
         args += ["--agent-id", director_id]
+    from cafleet.backends import toml_string
+
     start = " ".join(director_argv(db_path))
     return (f"# cafleet: start the codex Director with the DB directory writable and tmux\n"
             f"# reachable from its sandbox:  {start}\n"
             f"[mcp_servers.{name}]\n"
-            f"command = {json.dumps(command[0])}\n"
-            f"args = [{', '.join(json.dumps(a) for a in args)}]\n"
-            f"env = {{ CAFLEET_DB = {json.dumps(db_path)} }}\n"
+            f"command = {toml_string(command[0])}\n"
+            f"args = [{', '.join(toml_string(a) for a in args)}]\n"
+            f"env = {{ CAFLEET_DB = {toml_string(db_path)} }}\n"
             "startup_timeout_sec = 20\n"
             f"tool_timeout_sec = {wake.TOOL_TIMEOUT}\n")
 
