@@ -65,6 +65,12 @@ def median(xs) -> float:
     return statistics.median(xs)
 
 
+def p90(xs) -> float:
+    """The 90th percentile of `xs` (nearest rank)."""
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(round(0.9 * (len(s) - 1))))]
+
+
 def table(rows: list[list], headers: list[str]) -> str:
     cells = [[str(c) for c in r] for r in rows]
     widths = [max(len(x) for x in col) for col in zip(headers, *cells)]

@@ -31,11 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
-
-
-def p90(xs):
-    s = sorted(xs)
-    return s[min(len(s) - 1, int(round(0.9 * (len(s) - 1))))]
+sys.path.insert(0, str(ROOT / "bench"))
+from _common import p90  # noqa: E402
 
 
 def old_push(socket, pane, text):

@@ -29,16 +29,11 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import cafleet_argv, compile_package, median, python_bin, table  # noqa: E402
+from _common import cafleet_argv, compile_package, median, p90, python_bin, table  # noqa: E402
 
 POLL = 0.005
 TIMEOUT = 15.0
 PUSH_TARGET_MS = 250.0
-
-
-def p90(xs: list[float]) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, int(round(0.9 * (len(s) - 1))))]
 
 
 class Bench:

@@ -23,7 +23,7 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
-from _common import compile_package, median  # noqa: E402
+from _common import compile_package, median, p90  # noqa: E402
 
 # runs per bench: (default, --quick)
 RUNS = {"cli_latency": (25, 7), "hook_latency": (30, 7), "push_latency": (12, 3), "memory": (5, 2), "install": (25, 7),
@@ -96,9 +96,7 @@ def bench_push(runs: int) -> list[list[str]]:
     if isinstance(results, dict):
         for name, times in results.items():
             if isinstance(times, (list, tuple)) and times:
-                s = sorted(times)
-                p90 = s[min(len(s) - 1, int(round(0.9 * (len(s) - 1))))]
-                rows.append(["push latency", name, _fmt_ms(median(times)), f"p90 {p90:.0f} ms, n={len(times)}"])
+                rows.append(["push latency", name, _fmt_ms(median(times)), f"p90 {p90(times):.0f} ms, n={len(times)}"])
             else:
                 rows.append(["push latency", name, str(times), ""])
     else:  # a list of dicts, like the other benches
@@ -116,9 +114,8 @@ def bench_wake(runs: int) -> list[list[str]]:
         if "CPU share" in name:
             rows.append(["wake-up (mcp)", name, f"{xs[0] * 100:.2f} %", ""])
         else:
-            s = sorted(xs)
             rows.append(["wake-up (mcp)", name, _fmt_ms(median(xs) * 1000),
-                         f"p90 {s[min(len(s) - 1, int(round(0.9 * (len(s) - 1))))] * 1000:.0f} ms, n={len(xs)}"])
+                         f"p90 {p90(xs) * 1000:.0f} ms, n={len(xs)}"])
     return rows
 
 

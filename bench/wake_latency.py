@@ -31,7 +31,7 @@ from datetime import datetime
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
-from _common import compile_package, median, table  # noqa: E402
+from _common import compile_package, median, p90, table  # noqa: E402
 
 
 def cafleet_argv() -> list[str]:
@@ -39,11 +39,6 @@ def cafleet_argv() -> list[str]:
     return [sys.executable, "-m", "cafleet"]
 
 IDLE_SECONDS = 10.0
-
-
-def p90(xs):
-    s = sorted(xs)
-    return s[min(len(s) - 1, int(round(0.9 * (len(s) - 1))))]
 
 
 def _ts(created_at: str) -> float:
