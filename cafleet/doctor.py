@@ -72,11 +72,9 @@ def _fleet_of(broker, pane) -> dict | None:
     (the one the hooks act on), or None."""
     if pane is None:
         return None
-    from cafleet import tmux
+    from cafleet.hooks import placed_in
 
-    pid = tmux.pane_pid(pane.socket_path, pane.pane_id)
-    agent = broker.find_agent_by_pane(pane.socket_path, pane.pane_id,
-                                      lambda p: not p.get("pane_pid") or p["pane_pid"] == pid)
+    agent = placed_in(broker, (pane.socket_path, pane.pane_id))
     if agent is None:
         return None
     return {"fleet_id": agent["fleet_id"], "name": agent["fleet"]["name"], "agent_id": agent["agent_id"],

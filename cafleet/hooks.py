@@ -147,7 +147,7 @@ def open_agent(environ):
     os.environ.setdefault("CAFLEET_BUSY_TIMEOUT_MS", HOOK_BUSY_TIMEOUT_MS)
     br = _broker.Broker.open(path, create=False)
     try:
-        agent = _placed_in(br, where)
+        agent = placed_in(br, where)
         if agent is None:
             agent = _await_placement(br, environ, where)
     except BaseException:
@@ -159,8 +159,10 @@ def open_agent(environ):
     return br, agent
 
 
-def _placed_in(br, where: tuple[str, str]) -> dict | None:
-    """The live agent placed in pane `where` (socket path as given, then resolved), or None."""
+def placed_in(br, where: tuple[str, str]) -> dict | None:
+    """The live agent placed in pane `where` = (socket path, pane id): the socket path as given,
+    then resolved; a placement whose recorded pane process is gone is skipped
+    (`placement_is_live`). The agent every hook acts on; None when there is none."""
     socket_path, pane_id = where
     agent = br.find_agent_by_pane(socket_path, pane_id, placement_is_live)
     if agent is None:
@@ -201,7 +203,7 @@ def _await_placement(br, environ, where: tuple[str, str]) -> dict | None:
         if not placement:
             return None
         if placement.get("pane_id"):
-            return _placed_in(br, where)
+            return placed_in(br, where)
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.05)
