@@ -65,10 +65,10 @@ def _chunks(text: str, max_bytes: int) -> list[str]:
     return chunks
 
 
-def _leave_mode(socket_path: str, pane_id: str) -> None:
-    """``copy-mode -q -t %N`` (tmux(1) copy-mode ``-q``: cancel copy mode and any other
-    mode); does nothing when the pane is in no mode."""
-    tmux._run(socket_path, "copy-mode", "-q", "-t", pane_id)
+def _out_of_mode(socket_path: str, pane_id: str, *command: str) -> None:
+    """``copy-mode -q -t %N ; COMMAND`` in one tmux client (tmux(1) copy-mode ``-q``: cancel
+    copy mode and any other mode; does nothing when the pane is in no mode), then `command`."""
+    tmux._run(socket_path, "copy-mode", "-q", "-t", pane_id, tmux.SEP, *command)
 
 
 def send_literal(socket_path: str, pane_id: str, text: str) -> None:
@@ -87,17 +87,19 @@ def send_literal(socket_path: str, pane_id: str, text: str) -> None:
     tmux._check_pane_id(pane_id)
     if not text:
         return
-    _leave_mode(socket_path, pane_id)
-    for chunk in _chunks(text, MAX_SEND_BYTES):
-        tmux._run(socket_path, "send-keys", "-t", pane_id, "-l", "--", chunk)
+    for i, chunk in enumerate(_chunks(text, MAX_SEND_BYTES)):
+        keys = ("send-keys", "-t", pane_id, "-l", "--", chunk)
+        if i == 0:
+            _out_of_mode(socket_path, pane_id, *keys)
+        else:
+            tmux._run(socket_path, *keys)
 
 
 def send_enter(socket_path: str, pane_id: str) -> None:
     """Press Enter in the pane: ``send-keys -t %N Enter`` (tmux key name, CR), after
     cancelling any mode like `send_literal`. Errors as `send_literal`."""
     tmux._check_pane_id(pane_id)
-    _leave_mode(socket_path, pane_id)
-    tmux._run(socket_path, "send-keys", "-t", pane_id, "Enter")
+    _out_of_mode(socket_path, pane_id, "send-keys", "-t", pane_id, "Enter")
 
 
 def type_line(
@@ -120,5 +122,4 @@ def send_backspaces(socket_path: str, pane_id: str, count: int) -> None:
     ``-N`` repeat count). Takes typed text back out of an input box. Errors as `send_literal`."""
     tmux._check_pane_id(pane_id)
     if count > 0:
-        _leave_mode(socket_path, pane_id)
-        tmux._run(socket_path, "send-keys", "-t", pane_id, "-N", str(count), "BSpace")
+        _out_of_mode(socket_path, pane_id, "send-keys", "-t", pane_id, "-N", str(count), "BSpace")
