@@ -576,9 +576,10 @@ state = {"done": False}
 def due(args):
     if when == "lookup":
         return args[0] == "display-message"
+    # the keys go out as `copy-mode -q -t %N ; send-keys ...` in one client (cafleet.sendkeys)
     if when == "text":
-        return args[0] == "send-keys" and "-l" in args
-    return args[0] == "send-keys" and args[-1] == "Enter"
+        return "send-keys" in args and "-l" in args
+    return "send-keys" in args and args[-1] == "Enter"
 
 def wrapped(socket_path, *args):
     if not state["done"] and due(args):
